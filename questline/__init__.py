@@ -1,0 +1,3 @@
+"""Questline: multi-turn reinforcement learning for LLM agents."""
+
+__version__ = "0.1.0"

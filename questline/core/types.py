@@ -1,0 +1,159 @@
+"""Plain data types shared by every layer: tasks, steps, turns, trajectories, batches."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Task:
+    """One problem instance. `spec` holds everything the environment needs to
+    rebuild the exact start state (so Ray can place an env anywhere)."""
+
+    id: str
+    env: str
+    difficulty: str
+    spec: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Task:
+        return cls(id=d["id"], env=d["env"], difficulty=d["difficulty"], spec=d["spec"])
+
+
+@dataclass
+class Step:
+    """What `Env.step` returns. `info` may carry `metrics`, `truncated` and
+    `infra_error` (set when the environment, not the agent, failed)."""
+
+    observation: str
+    reward: float = 0.0
+    done: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Turn:
+    """One agent turn. `start:end` is the span of this turn's sampled action ids
+    inside `Trajectory.ids` (the end-of-turn token included)."""
+
+    action: str
+    observation: str
+    reward: float
+    start: int
+    end: int
+    gen_seconds: float = 0.0
+    env_seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Trajectory:
+    """One episode in token space: exactly the ids the model saw and sampled.
+
+    ids        prompt + (action ids + observation suffix ids) per turn
+    loss_mask  1 on sampled policy tokens, 0 on prompt / observation tokens
+    logprobs   sampling logprob on policy tokens, 0 elsewhere
+    """
+
+    task: Task
+    system: str = ""  # system prompt (the env's instructions)
+    first_observation: str = ""
+    ids: list[int] = field(default_factory=list)
+    loss_mask: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    prompt_len: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+    truncated: bool = False
+    truncation: str = ""  # "max_turns" | "max_tokens" | "" (not truncated)
+    infra_failed: bool = False
+    infra_error: str = ""
+    done: bool = False
+    group: int = 0  # index of the group (task x group_size samples) within a batch
+    tokens_forwarded: int = 0  # tokens this episode pushed through the model
+
+    @property
+    def turn_rewards(self) -> list[float]:
+        return [t.reward for t in self.turns]
+
+    @property
+    def total_reward(self) -> float:
+        return float(sum(self.turn_rewards))
+
+    @property
+    def success(self) -> bool:
+        return bool(self.metrics.get("success", 0.0))
+
+    @property
+    def num_policy_tokens(self) -> int:
+        return int(sum(self.loss_mask))
+
+    def token_rewards(self, turn_rewards: list[float] | None = None) -> list[float]:
+        """Per-token rewards: each turn's reward sits on that turn's last policy token."""
+        rewards = [0.0] * len(self.ids)
+        for turn, r in zip(self.turns, turn_rewards if turn_rewards is not None else self.turn_rewards):
+            rewards[turn.end - 1] += r
+        return rewards
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["task"] = self.task.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trajectory:
+        d = dict(d)
+        d["task"] = Task.from_dict(d["task"])
+        d["turns"] = [Turn(**t) for t in d["turns"]]
+        return cls(**d)
+
+
+@dataclass
+class Batch:
+    """Right-padded tensors for a list of trajectories, shape [B, T]."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    loss_mask: torch.Tensor
+    old_logprobs: torch.Tensor
+    token_rewards: torch.Tensor
+    group_ids: torch.Tensor
+    advantages: torch.Tensor | None = None
+    returns: torch.Tensor | None = None
+    ref_logprobs: torch.Tensor | None = None
+
+    @classmethod
+    def from_trajectories(
+        cls, trajs: list[Trajectory], pad_id: int, token_rewards: list[list[float]] | None = None
+    ) -> Batch:
+        n, t = len(trajs), max(len(tr.ids) for tr in trajs)
+        ids = torch.full((n, t), pad_id, dtype=torch.long)
+        attn = torch.zeros((n, t), dtype=torch.long)
+        mask = torch.zeros((n, t), dtype=torch.float32)
+        lps = torch.zeros((n, t), dtype=torch.float32)
+        rew = torch.zeros((n, t), dtype=torch.float32)
+        for i, tr in enumerate(trajs):
+            k = len(tr.ids)
+            ids[i, :k] = torch.tensor(tr.ids)
+            attn[i, :k] = 1
+            mask[i, :k] = torch.tensor(tr.loss_mask, dtype=torch.float32)
+            lps[i, :k] = torch.tensor(tr.logprobs, dtype=torch.float32)
+            rew[i, :k] = torch.tensor(token_rewards[i] if token_rewards else tr.token_rewards())
+        groups = torch.tensor([tr.group for tr in trajs], dtype=torch.long)
+        return cls(ids, attn, mask, lps, rew, groups)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def select(self, idx: torch.Tensor | list[int]) -> Batch:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        out = {}
+        for name, value in vars(self).items():
+            out[name] = value[idx] if isinstance(value, torch.Tensor) else value
+        return Batch(**out)

@@ -1,0 +1,21 @@
+from questline.envs.base import (
+    DIFFICULTIES,
+    Env,
+    ToolError,
+    call_tool,
+    env_class,
+    generate_tasks,
+    make,
+    parse_tool_call,
+    register,
+    registered,
+    tool,
+)
+
+register("toy/maze", "questline.envs.toy.maze:MazeEnv")
+register("toy/shop", "questline.envs.toy.shop:ShopEnv")
+
+__all__ = [
+    "DIFFICULTIES", "Env", "ToolError", "call_tool", "env_class", "generate_tasks", "make",
+    "parse_tool_call", "register", "registered", "tool",
+]

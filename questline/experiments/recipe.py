@@ -1,0 +1,190 @@
+"""Recipes: one YAML file describes a whole experiment. Validated into typed
+config; dotted overrides from the command line (`rl.lr=1e-5`); a bad field gives
+one clear error naming the field and what is allowed."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from questline.core import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class EnvConfig(_Strict):
+    name: str = "toy/maze"
+    config: dict[str, Any] = Field(default_factory=dict)  # passed to the env constructor
+
+
+class DataConfig(_Strict):
+    train_size: int = Field(1000, gt=0)
+    mix: dict[str, float] = Field(default_factory=lambda: {"easy": 4, "medium": 3, "hard": 3})
+    eval_size: int = Field(150, gt=0)
+    eval_mix: dict[str, float] = Field(default_factory=lambda: {"easy": 1, "medium": 1, "hard": 1})
+    tokenizer_corpus_tasks: int = Field(300, gt=0)  # oracle episodes the tokenizer is trained on
+
+
+class ModelConfig(_Strict):
+    preset: Literal["xs", "s", "m"] | None = "xs"  # tiny model trained from scratch
+    path: str | None = None  # HF directory, or "smollm2-135m-instruct"; overrides preset
+    vocab_size: int = Field(1024, ge=300)  # tokenizer trained from scratch (presets only)
+    autocast: bool = True  # bf16 autocast (CPU and GPU)
+
+
+class BudgetConfig(_Strict):
+    episodes: int = Field(4000, ge=0)  # SFT demonstrations + RL episodes
+    sft_fraction: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class SFTConfig(_Strict):
+    epochs: int = Field(3, ge=0)
+    lr: float = Field(3e-3, gt=0)
+    batch_size: int = Field(32, gt=0)  # trajectories per optimizer step
+    micro_batch_size: int = Field(32, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0, le=1)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
+class RLConfig(_Strict):
+    advantage: Literal["grpo", "dr_grpo"] = "grpo"
+    loss: Literal["ppo_clip"] = "ppo_clip"
+    reward: Literal["sparse", "score", "dense", "curriculum"] = "sparse"
+    aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    lr: float = Field(1e-4, gt=0)
+    warmup_iters: int = Field(0, ge=0)
+    tasks_per_iter: int = Field(16, gt=0)
+    group_size: int = Field(8, gt=0)
+    ppo_epochs: int = Field(1, gt=0)
+    minibatch_size: int = Field(128, gt=0)  # trajectories per optimizer step
+    micro_batch_size: int = Field(32, gt=0)
+    clip_low: float = Field(0.2, ge=0)
+    clip_high: float = Field(0.28, ge=0)
+    kl_coef: float = Field(0.0, ge=0)
+    kl_kind: Literal["k1", "k3"] = "k3"
+    entropy_coef: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    filter_groups: bool = False  # drop groups whose rewards are all equal (no signal)
+    recompute_logprobs: bool = True  # old logprobs from the trainer, not the engine
+
+
+class RolloutSettings(_Strict):
+    max_turns: int = Field(16, gt=0)
+    max_new_tokens: int = Field(24, gt=0)
+    max_context_tokens: int = Field(1024, gt=0)
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    action_format: Literal["react", "json"] = "react"
+
+
+class EvalConfig(_Strict):
+    every: int = Field(0, ge=0)  # RL iterations between evaluations (0 = only at the end)
+    greedy: bool = True
+    sampled: bool = False
+    temperature: float = Field(1.0, gt=0)  # for sampled evaluation
+
+
+class RunConfig(_Strict):
+    dir: str = "runs/{name}"
+    checkpoint_every: int = Field(10, ge=0)  # RL iterations; 0 = only at the end
+    keep_checkpoints: int = Field(2, gt=0)
+    sample_trajectories: int = Field(4, ge=0)  # written per iteration to samples.jsonl
+    progress: bool = True
+
+
+class Recipe(_Strict):
+    name: str = "experiment"
+    seed: int = 0
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    rl: RLConfig = Field(default_factory=RLConfig)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> Recipe:
+        from questline.envs import registered
+        if self.env.name not in registered():
+            raise ValueError(f"env.name: unknown environment '{self.env.name}' "
+                             f"(allowed: {', '.join(registered())})")
+        if self.model.preset is None and self.model.path is None:
+            raise ValueError("model: set model.preset or model.path")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.dir.format(name=self.name))
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    cls: Any = Recipe
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        cls = field.annotation
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        name = ".".join(loc) or "recipe"
+        if e["type"] == "extra_forbidden":
+            parent = _model_at(loc[:-1])
+            allowed = sorted(parent.model_fields) if parent else []
+            close = difflib.get_close_matches(loc[-1], allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            lines.append(f"{name}: unknown field{hint}; allowed: {', '.join(allowed)}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{name}: {msg}" if loc else msg)
+    return "invalid recipe:\n  " + "\n  ".join(lines)
+
+
+def apply_override(data: dict, dotted: str) -> None:
+    if "=" not in dotted:
+        raise ConfigError(f"override '{dotted}': expected key.path=value")
+    key, raw = dotted.split("=", 1)
+    value = yaml.safe_load(raw) if raw else ""
+    node = data
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{p}' is not a section")
+    node[parts[-1]] = value
+
+
+def recipe_from_dict(data: dict, overrides: list[str] = ()) -> Recipe:
+    data = dict(data or {})
+    for o in overrides:
+        apply_override(data, o)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_explain(e)) from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"recipe file not found: {path}")
+    return recipe_from_dict(yaml.safe_load(path.read_text()), overrides)
+
+
+def dump_recipe(recipe: Recipe, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(recipe.model_dump(), sort_keys=False))

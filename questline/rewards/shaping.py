@@ -1,0 +1,58 @@
+"""Reward schemes: a trajectory -> one reward per turn (the trainer puts each on
+the last policy token of its turn). `progress` is the fraction of training done,
+for schemes that change over training.
+
+sparse      the final success (0/1) on the last turn, 0 elsewhere
+score       the final score (0..1) on the last turn
+dense       the environment's turn rewards (normalised so a won episode sums to 1)
+curriculum  dense early, sparse late: (1 - progress) * dense + progress * sparse
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from questline.core import Trajectory
+
+REWARDS: dict[str, Callable[[Trajectory, float], list[float]]] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        REWARDS[name] = fn
+        return fn
+    return deco
+
+
+def _final(traj: Trajectory, value: float) -> list[float]:
+    out = [0.0] * len(traj.turns)
+    if out:
+        out[-1] = value
+    return out
+
+
+@register("sparse")
+def sparse(traj: Trajectory, progress: float = 0.0) -> list[float]:
+    return _final(traj, traj.metrics.get("success", 0.0))
+
+
+@register("score")
+def score(traj: Trajectory, progress: float = 0.0) -> list[float]:
+    return _final(traj, traj.metrics.get("score", 0.0))
+
+
+@register("dense")
+def dense(traj: Trajectory, progress: float = 0.0) -> list[float]:
+    return list(traj.turn_rewards)
+
+
+@register("curriculum")
+def curriculum(traj: Trajectory, progress: float = 0.0) -> list[float]:
+    w = min(max(progress, 0.0), 1.0)
+    return [(1 - w) * d + w * s for d, s in zip(dense(traj), sparse(traj))]
+
+
+def shape_rewards(name: str, traj: Trajectory, progress: float = 0.0) -> list[float]:
+    if name not in REWARDS:
+        raise KeyError(f"unknown reward scheme '{name}' (allowed: {', '.join(REWARDS)})")
+    return REWARDS[name](traj, progress)

@@ -1,0 +1,3 @@
+from questline.rollout.runner import RolloutConfig, rollout
+
+__all__ = ["RolloutConfig", "rollout"]

@@ -1,0 +1,71 @@
+"""Evaluation on held-out tasks: success rate with a Wilson 95% interval."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from questline.core import Trajectory
+from questline.rollout import RolloutConfig, rollout
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion k/n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def diff_interval(p1: float, n1: int, p2: float, n2: int, z: float = 1.96) -> tuple[float, float]:
+    """Normal-approximation 95% interval for p2 - p1 of two independent proportions."""
+    half = z * math.sqrt(p1 * (1 - p1) / max(n1, 1) + p2 * (1 - p2) / max(n2, 1))
+    return p2 - p1 - half, p2 - p1 + half
+
+
+@dataclass
+class EvalResult:
+    n: int
+    success: float
+    ci_low: float
+    ci_high: float
+    score: float
+    turns: float
+    tokens: float  # mean context length per episode
+    truncated: float
+    by_difficulty: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.success:6.1%}  [{self.ci_low:.1%}, {self.ci_high:.1%}]  n={self.n}"
+
+
+def summarise(trajs: list[Trajectory]) -> EvalResult:
+    ok = [t for t in trajs if not t.infra_failed]
+    n = len(ok)
+    wins = sum(t.success for t in ok)
+    lo, hi = wilson(wins, n)
+    by: dict[str, list[float]] = {}
+    for t in ok:
+        by.setdefault(t.task.difficulty, []).append(float(t.success))
+    mean = lambda xs: sum(xs) / max(len(xs), 1)  # noqa: E731
+    return EvalResult(
+        n=n, success=wins / max(n, 1), ci_low=lo, ci_high=hi,
+        score=mean([t.metrics.get("score", 0.0) for t in ok]),
+        turns=mean([len(t.turns) for t in ok]),
+        tokens=mean([len(t.ids) for t in ok]),
+        truncated=mean([float(t.truncated) for t in ok]),
+        by_difficulty={k: mean(v) for k, v in sorted(by.items())},
+    )
+
+
+def evaluate(engine, chat, tasks, cfg: RolloutConfig, *, greedy: bool = True,
+             temperature: float = 1.0, seed: int = 0, env_cfg: dict | None = None,
+             progress=None) -> tuple[EvalResult, list[Trajectory]]:
+    cfg = replace(cfg, temperature=0.0 if greedy else temperature, top_p=1.0)
+    trajs = rollout(engine, chat, tasks, cfg, seed=seed, env_cfg=env_cfg, progress=progress)
+    return summarise(trajs), trajs

@@ -1,0 +1,182 @@
+"""A whole experiment from one recipe: tasks -> policy -> (SFT) -> (RL) -> held-out
+evaluation after each stage. Every stage writes into the run directory and is
+skipped when its output is already there, so a killed run picks up where it was."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from questline.agent import ChatTokens
+from questline.core import derive_seed
+from questline.data import TaskSet, split_budget, write_jsonl
+from questline.data.corpus import oracle_texts
+from questline.experiments.recipe import Recipe, dump_recipe
+from questline.inference import HFEngine
+from questline.models import build_model, load_policy, resolve_policy, save_policy, train_tokenizer
+from questline.models.presets import count_parameters
+from questline.rollout import rollout
+from questline.train.checkpoint import latest_checkpoint
+from questline.train.evaluate import EvalResult, diff_interval, evaluate
+from questline.train.logging import MetricsLogger, progress_bar
+from questline.train.rl import rollout_config, train_rl
+from questline.train.sft import train_sft
+
+
+def task_sets(recipe: Recipe) -> tuple[TaskSet, TaskSet]:
+    """(train, held-out). Held-out tasks never appear in the train set."""
+    d = recipe.data
+    heldout = TaskSet(recipe.env.name, d.eval_size, d.eval_mix, derive_seed(recipe.seed, "eval"),
+                      recipe.env.config)
+    train = TaskSet(recipe.env.name, d.train_size, d.mix, derive_seed(recipe.seed, "train"),
+                    recipe.env.config, exclude=heldout.ids)
+    return train, heldout
+
+
+def initial_policy(recipe: Recipe, train: TaskSet):
+    """The policy before any training, saved once to run_dir/init (HF format)."""
+    init_dir = recipe.run_dir / "init"
+    if (init_dir / "config.json").exists():
+        return load_policy(init_dir)
+    if recipe.model.path:
+        model, tok = resolve_policy(recipe.model.path)
+    else:
+        corpus = oracle_texts(train.batch(0, min(recipe.data.tokenizer_corpus_tasks, len(train))),
+                              recipe.env.config)
+        tok = train_tokenizer(corpus, vocab_size=recipe.model.vocab_size)
+        model = build_model(recipe.model.preset, tok, seed=recipe.seed)
+    save_policy(model, tok, init_dir)
+    return model, tok
+
+
+class Pipeline:
+    def __init__(self, recipe: Recipe, console: Console | None = None):
+        self.recipe = recipe
+        self.console = console or Console()
+        self.run_dir = recipe.run_dir
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        dump_recipe(recipe, self.run_dir / "recipe.yaml")
+        self.results_path = self.run_dir / "results.json"
+        self.results: dict = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
+        self.train_set, self.heldout = task_sets(recipe)
+        self.model, self.tokenizer = initial_policy(recipe, self.train_set)
+        self.chat = ChatTokens(self.tokenizer)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.chat.eot_id
+        self.model.eval()
+
+    def say(self, text: str) -> None:
+        self.console.print(text)
+
+    def _save_results(self) -> None:
+        self.results_path.write_text(json.dumps(self.results, indent=2))
+
+    # ------------------------------------------------------------- stages
+    def evaluate(self, stage: str) -> EvalResult:
+        """Held-out evaluation (greedy, and sampled if asked); cached in results.json."""
+        if stage in self.results:
+            res = EvalResult(**self.results[stage]["greedy" if self.recipe.eval.greedy else "sampled"])
+            self.say(f"[dim]{stage}: cached evaluation {res}[/dim]")
+            return res
+        engine = HFEngine(self.model, self.pad_id, autocast=self.recipe.model.autocast)
+        out, first = {}, None
+        modes = [m for m, on in (("greedy", self.recipe.eval.greedy), ("sampled", self.recipe.eval.sampled)) if on]
+        for mode in modes:
+            with progress_bar(self.recipe.run.progress) as bar:
+                job = bar.add_task(f"eval {stage} ({mode})", total=len(self.heldout), info="")
+                res, trajs = evaluate(engine, self.chat, self.heldout.tasks, rollout_config(self.recipe),
+                                      greedy=mode == "greedy", temperature=self.recipe.eval.temperature,
+                                      seed=derive_seed(self.recipe.seed, "eval", stage),
+                                      env_cfg=self.recipe.env.config,
+                                      progress=lambda k, job=job: bar.advance(job, k))
+            out[mode] = res.to_dict()
+            write_jsonl(self.run_dir / f"eval_{stage}_{mode}.jsonl", [t.to_dict() for t in trajs])
+            first = first or res
+            self.say(f"{stage:>10} {mode:>7}: success {res}  score {res.score:.3f}  "
+                     f"by difficulty {json.dumps({k: round(v, 3) for k, v in res.by_difficulty.items()})}")
+        self.results[stage] = out
+        self._save_results()
+        return first
+
+    def sft(self, n_demos: int) -> None:
+        sft_dir = self.run_dir / "sft"
+        if (sft_dir / "config.json").exists():
+            self.model, self.tokenizer = load_policy(sft_dir)
+            self.say(f"[dim]sft: loaded {sft_dir}[/dim]")
+            return
+        t0 = time.perf_counter()
+        tasks = self.train_set.batch(0, n_demos)
+        demos = rollout(None, self.chat, tasks, rollout_config(self.recipe), policy="oracle",
+                        env_cfg=self.recipe.env.config)
+        demos = [d for d in demos if d.success and not d.infra_failed]
+        write_jsonl(self.run_dir / "demos.jsonl", [d.to_dict() for d in demos])
+        logger = MetricsLogger(self.run_dir)
+        with progress_bar(self.recipe.run.progress) as bar:
+            job = bar.add_task("sft", total=None, info="")
+            train_sft(self.model, demos, self.recipe.sft, pad_id=self.pad_id, seed=self.recipe.seed,
+                      use_autocast=self.recipe.model.autocast,
+                      log=lambda s, m: logger.log("sft", s, m),
+                      progress=lambda s, total, info: bar.update(job, completed=s + 1, total=total, info=info))
+        logger.close()
+        save_policy(self.model, self.tokenizer, sft_dir)
+        self.say(f"sft: {len(demos)} demonstrations, {time.perf_counter() - t0:.0f}s")
+
+    def rl(self, n_episodes: int, stop_after: int | None = None) -> int:
+        per_iter = self.recipe.rl.tasks_per_iter * self.recipe.rl.group_size
+        iterations = n_episodes // per_iter
+        if iterations == 0:
+            return 0
+        t0 = time.perf_counter()
+        ckpt = latest_checkpoint(self.run_dir)
+        logger = MetricsLogger(self.run_dir, resume_after=_iteration_of(ckpt))
+        with progress_bar(self.recipe.run.progress) as bar:
+            job = bar.add_task("rl", total=iterations, info="")
+            done = train_rl(self.recipe, self.model, self.tokenizer, self.chat, self.train_set, self.run_dir,
+                            iterations=iterations, logger=logger, stop_after=stop_after,
+                            progress=lambda d, total, info: bar.update(job, completed=d, info=info))
+        logger.close()
+        self.say(f"rl: {done}/{iterations} iterations x {per_iter} episodes, {time.perf_counter() - t0:.0f}s")
+        return iterations - done
+
+    def run(self, stages: tuple[str, ...] = ("sft", "rl")) -> dict:
+        r = self.recipe
+        n_sft, n_rl = split_budget(r.budget.episodes, r.budget.sft_fraction)
+        self.say(f"[bold]{r.name}[/bold]: env {r.env.name}, {len(self.train_set)} train tasks "
+                 f"{self.train_set.counts()}, {len(self.heldout)} held-out; "
+                 f"policy {count_parameters(self.model) / 1e6:.2f}M params; "
+                 f"budget {r.budget.episodes} episodes = {n_sft} SFT demos + {n_rl} RL episodes")
+        self.evaluate("untrained")
+        if "sft" in stages and n_sft > 0:
+            self.sft(n_sft)
+            self.evaluate("sft")
+        if "rl" in stages and n_rl > 0:
+            if self.rl(n_rl) == 0:
+                self.evaluate("rl")
+        self.print_summary()
+        return self.results
+
+    def print_summary(self) -> None:
+        table = Table(title=f"{self.recipe.name}: held-out success ({len(self.heldout)} tasks, greedy)")
+        for col in ("stage", "success", "95% CI", "score", "turns"):
+            table.add_column(col)
+        rows = [(s, EvalResult(**self.results[s]["greedy"])) for s in ("untrained", "sft", "rl")
+                if s in self.results and "greedy" in self.results[s]]
+        for stage, res in rows:
+            table.add_row(stage, f"{res.success:.1%}", f"[{res.ci_low:.1%}, {res.ci_high:.1%}]",
+                          f"{res.score:.3f}", f"{res.turns:.1f}")
+        self.console.print(table)
+        got = dict(rows)
+        if "sft" in got and "rl" in got:
+            a, b = got["sft"], got["rl"]
+            lo, hi = diff_interval(a.success, a.n, b.success, b.n)
+            verdict = "RL beats SFT beyond noise" if lo > 0 else "difference within noise"
+            self.say(f"RL - SFT: {b.success - a.success:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}]): {verdict}")
+            self.results["rl_minus_sft"] = {"diff": b.success - a.success, "ci_low": lo, "ci_high": hi}
+            self._save_results()
+
+
+def _iteration_of(ckpt: Path | None) -> int | None:
+    return int(ckpt.name.split("-")[1]) if ckpt else None

@@ -1,0 +1,61 @@
+"""Supervised fine-tuning on demonstration trajectories: next-token loss on the
+policy tokens only (the loss mask), token-mean over each optimizer step,
+gradient accumulation over micro-batches, warm-up + cosine schedule."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+
+from questline.core import Trajectory, derive_seed
+from questline.train.common import autocast, make_optimizer, pad_batch, warmup_cosine
+
+
+def sft_loss_sum(model, ids, attn, mask, use_autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of next-token NLL over policy tokens, number of those tokens)."""
+    with autocast(model, use_autocast):
+        logits = model(input_ids=ids, attention_mask=attn).logits
+    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")
+    target_mask = mask[:, 1:]
+    return (nll * target_mask).sum(), target_mask.sum()
+
+
+def train_sft(model, demos: list[Trajectory], cfg, *, pad_id: int, seed: int, use_autocast: bool,
+              log=None, progress=None) -> list[float]:
+    """`cfg` is a recipe's SFTConfig. `log(step, metrics)` is called per optimizer step.
+    Returns the loss per step."""
+    steps_per_epoch = max(1, len(demos) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    warmup = int(cfg.warmup_ratio * total)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: warmup_cosine(s, total, warmup, cfg.min_lr_ratio))
+    model.train()
+    losses, step = [], 0
+    for epoch in range(cfg.epochs):
+        order = list(range(len(demos)))
+        random.Random(derive_seed(seed, "sft-epoch", epoch)).shuffle(order)
+        for s in range(steps_per_epoch):
+            batch = [demos[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+            n_tokens = sum(sum(tr.loss_mask[1:]) for tr in batch)
+            total_loss = 0.0
+            for m in range(0, len(batch), cfg.micro_batch_size):
+                ids, attn, mask = pad_batch(batch[m:m + cfg.micro_batch_size], pad_id)
+                loss_sum, _ = sft_loss_sum(model, ids, attn, mask, use_autocast)
+                (loss_sum / n_tokens).backward()
+                total_loss += loss_sum.item() / n_tokens
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(total_loss)
+            if log:
+                log(step, {"loss": total_loss, "grad_norm": float(grad_norm),
+                           "lr": sched.get_last_lr()[0], "epoch": epoch})
+            if progress:
+                progress(step, total, f"loss {total_loss:.3f}")
+            step += 1
+    model.eval()
+    return losses
