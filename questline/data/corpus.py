@@ -8,14 +8,12 @@ from questline.envs import make
 
 def oracle_texts(tasks: list[Task], env_cfg: dict | None = None, max_turns: int = 64) -> list[str]:
     """Instructions, observations and oracle actions of one oracle episode per task."""
-    texts = ["system", "user", "assistant"]
-    seen_instructions = set()
+    texts = []
     for task in tasks:
         env = make(task.env, **(env_cfg or {}))
-        if env.instructions not in seen_instructions:
-            seen_instructions.add(env.instructions)
-            texts.append(env.instructions)
-        texts.append(env.reset(task))
+        # once per episode, as in the rendered chat, so role names and the system
+        # prompt are frequent enough to become single tokens
+        texts += ["system", env.instructions, "user", "assistant", env.reset(task)]
         for _ in range(max_turns):
             action = env.oracle_action()
             step = env.step(action)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -19,8 +20,13 @@ SMOLLM2 = "smollm2-135m-instruct"
 
 
 def offline() -> None:
-    """Never reach a model hub: every load in Questline is from local files."""
+    """Never reach a model hub: every load in Questline is from local files.
+    Also silences transformers' per-file progress bars (ours show the real work)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    hf_logging.disable_progress_bar()
+
+
+offline()  # on import: checkpoints are saved and loaded without hub access or noise
 
 
 def save_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path) -> Path:

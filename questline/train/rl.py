@@ -51,7 +51,10 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
               use_autocast: bool) -> dict:
     """One iteration's policy update on a batch of trajectories. `cfg` is an RLConfig."""
     micro = cfg.micro_batch_size
-    if cfg.recompute_logprobs:
+    # With one epoch over one mini-batch the update is exactly on-policy: the old
+    # logprobs are the current ones, taken from the training forward pass itself.
+    on_policy = cfg.ppo_epochs == 1 and cfg.minibatch_size >= len(batch)
+    if cfg.recompute_logprobs and not on_policy:
         batch.old_logprobs = batch_logprobs(model, batch, micro, temperature, use_autocast)
     if ref_model is not None:
         batch.ref_logprobs = batch_logprobs(ref_model, batch, micro, temperature, use_autocast)
@@ -70,7 +73,8 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
                 logp, ent = sequence_logprobs(
                     model, part.input_ids[:, :t], part.attention_mask[:, :t], temperature=temperature,
                     use_autocast=use_autocast, with_entropy=True)
-                per_tok, st = LOSSES[cfg.loss](logp, part.old_logprobs[:, :t], part.advantages[:, :t],
+                old = logp.detach() if (on_policy and cfg.recompute_logprobs) else part.old_logprobs[:, :t]
+                per_tok, st = LOSSES[cfg.loss](logp, old, part.advantages[:, :t],
                                                mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high)
                 if ref_model is not None and cfg.kl_coef > 0:
                     kl = kl_penalty(logp, part.ref_logprobs[:, :t], cfg.kl_kind)

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from questline.cli import main
+from questline.core import ConfigError
+from questline.experiments.recipe import load_recipe, recipe_from_dict
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def test_shipped_recipes_validate():
+    for path in RECIPES.glob("*.yaml"):
+        load_recipe(path)
+
+
+def test_misspelt_field_names_the_field_and_suggests():
+    with pytest.raises(ConfigError) as e:
+        recipe_from_dict({"rl": {"lrr": 1e-5}})
+    msg = str(e.value)
+    assert "rl.lrr" in msg and "did you mean 'lr'" in msg and "group_size" in msg
+
+
+def test_bad_value_names_the_allowed_values():
+    with pytest.raises(ConfigError, match=r"rl\.advantage.*'grpo'"):
+        recipe_from_dict({}, ["rl.advantage=ppo"])
+    with pytest.raises(ConfigError, match=r"env\.name.*toy/maze"):
+        recipe_from_dict({}, ["env.name=mazes"])
+
+
+def test_dotted_overrides_are_typed():
+    r = recipe_from_dict({}, ["rl.lr=1e-5", "rl.group_size=4", "env.config.max_steps=7"])
+    assert r.rl.lr == 1e-5 and r.rl.group_size == 4 and r.env.config == {"max_steps": 7}
+
+
+def test_cli_reports_a_bad_field_clearly(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nrollout:\n  max_turn: 3\n")
+    assert main(["train", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "rollout.max_turn" in err and "did you mean 'max_turns'" in err
