@@ -11,6 +11,7 @@ weights are cached on disk so the second benchmark (and re-runs) skip it.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,12 @@ def rollout_setup(max_turns: int) -> tuple[RolloutConfig, dict]:
     an episode ends on reaching the goal, on 3 invalid actions in a row, or at `max_turns`."""
     cfg = RolloutConfig(max_turns=max_turns, max_new_tokens=6, max_context_tokens=2048, temperature=1.0)
     return cfg, {"max_steps": max_turns}
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average: above ~the core count, other processes
+    compete for the cores and every timing here is inflated (see BENCHMARKS.md)."""
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
 def describe(policy: Policy, preset: str) -> str:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from statistics import mean
 
 import torch
-from common import bench_tasks, describe, make_policy, rollout_setup
+from common import bench_tasks, describe, load_average, make_policy, rollout_setup
 
 from questline.inference import HFEngine
 from questline.rollout import rollout
@@ -99,6 +99,12 @@ def same_ids(a: list, b: list) -> float:
     return mean(x.ids == y.ids for x, y in zip(a, b))
 
 
+def max_logprob_gap(a: list, b: list) -> float:
+    """Largest |logprob difference| over sampled tokens of episodes with identical ids."""
+    return max((abs(p - q) for x, y in zip(a, b) if x.ids == y.ids for p, q in zip(x.logprobs, y.logprobs)),
+               default=float("nan"))
+
+
 if __name__ == "__main__":
     args = parse_args()
     torch.manual_seed(args.seed)
@@ -107,6 +113,7 @@ if __name__ == "__main__":
     tasks = bench_tasks(args.tasks, seed=args.seed)
     cfg, env_cfg = rollout_setup(args.max_turns)
     print(f"# rollout benchmark: {describe(policy, args.preset)}")
+    print(f"# {load_average()} at start")
     print(f"# toy/maze hard, {args.tasks} tasks x group {args.group} = {args.tasks * args.group} episodes, "
           f"max_turns {args.max_turns}, max_new_tokens {cfg.max_new_tokens}, temperature {cfg.temperature}")
 
@@ -137,6 +144,8 @@ if __name__ == "__main__":
         c, n = results[f"{prec} cached"], results[f"{prec} naive"]
         print(f"{prec}: speed-up cached/naive {n['wall'] / c['wall']:.2f}x wall, "
               f"{n['engine_fwd_per_ctx'] / c['engine_fwd_per_ctx']:.2f}x fewer tokens forwarded")
+    b0 = results["bf16 cached"]
     print(f"identical trajectories cached vs naive: fp32 {fp32_match:.0%} (asserted), bf16 {bf16_match:.0%}; "
-          f"bf16 cached vs fp32 cached {same_ids(results['bf16 cached']['trajs'], r0['trajs']):.0%}")
-    print(f"total {time.perf_counter() - t_start:.0f}s")
+          f"bf16 cached vs fp32 cached {same_ids(b0['trajs'], r0['trajs']):.0%} "
+          f"(max |logprob gap| {max_logprob_gap(b0['trajs'], r0['trajs']):.1e})")
+    print(f"total {time.perf_counter() - t_start:.0f}s, {load_average()} at end")

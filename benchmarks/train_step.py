@@ -26,7 +26,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from common import bench_tasks, describe, make_policy, rollout_setup
+from common import bench_tasks, describe, load_average, make_policy, rollout_setup
 
 from questline.algos import compute_advantages
 from questline.core import Batch
@@ -141,6 +141,7 @@ if __name__ == "__main__":
                    lr=LR, minibatch_size=len(batch), micro_batch_size=args.micro)
     tokens, policy_tokens = int(batch.attention_mask.sum()), int(batch.loss_mask.sum())
     print(f"# train-step benchmark: {describe(policy, args.preset)}")
+    print(f"# {load_average()} at start")
     print(f"# batch: {len(batch)} episodes from a toy/maze rollout, {tokens} tokens "
           f"({tokens / len(batch):.0f}/episode, padded to {batch.input_ids.shape[1]}), {policy_tokens} policy "
           f"tokens; micro-batch {args.micro}; one optimizer step per update; "
@@ -163,4 +164,4 @@ if __name__ == "__main__":
               f"{r['ratio']:7.2f}x {r['diff']:9.1e}")
     print("(tok/s = batch tokens per update / median update time; overhead = questline time / bare time;"
           f" max |dw| = weight gap after the warm-up update, lr {LR:g})")
-    print(f"total {time.perf_counter() - t_start:.0f}s")
+    print(f"total {time.perf_counter() - t_start:.0f}s, {load_average()} at end")

@@ -6,13 +6,13 @@ import os
 from pathlib import Path
 
 import torch
-from transformers.utils import logging as hf_logging
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as hf_logging
 
 from questline.core.errors import ConfigError
 
