@@ -6,24 +6,16 @@ Signature: fn(token_rewards, mask, group_ids, values=None, step_keys=None, **kw)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-ADVANTAGES: dict[str, Callable] = {}
+from questline.core.registry import Registry
 
-
-def register(name: str):
-    def deco(fn):
-        ADVANTAGES[name] = fn
-        return fn
-    return deco
+ADVANTAGES = Registry("advantage estimator")
+register = ADVANTAGES.register
 
 
 def compute_advantages(name: str, token_rewards, mask, group_ids, **kw):
-    if name not in ADVANTAGES:
-        raise KeyError(f"unknown advantage estimator '{name}' (allowed: {', '.join(ADVANTAGES)})")
-    return ADVANTAGES[name](token_rewards, mask, group_ids, **kw)
+    return ADVANTAGES.get(name)(token_rewards, mask, group_ids, **kw)
 
 
 def group_normalise(scores: torch.Tensor, group_ids: torch.Tensor, *, norm_std: bool = True,

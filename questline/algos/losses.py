@@ -6,18 +6,12 @@ Signature: fn(logprobs, old_logprobs, advantages, mask, **kw) -> (per-token loss
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
-LOSSES: dict[str, Callable] = {}
+from questline.core.registry import Registry
 
-
-def register(name: str):
-    def deco(fn):
-        LOSSES[name] = fn
-        return fn
-    return deco
+LOSSES = Registry("policy loss")
+register = LOSSES.register
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -10,18 +10,11 @@ curriculum  dense early, sparse late: (1 - progress) * dense + progress * sparse
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from questline.core import Trajectory
+from questline.core.registry import Registry
 
-REWARDS: dict[str, Callable[[Trajectory, float], list[float]]] = {}
-
-
-def register(name: str):
-    def deco(fn):
-        REWARDS[name] = fn
-        return fn
-    return deco
+REWARDS = Registry("reward scheme")
+register = REWARDS.register
 
 
 def _final(traj: Trajectory, value: float) -> list[float]:
@@ -53,6 +46,4 @@ def curriculum(traj: Trajectory, progress: float = 0.0) -> list[float]:
 
 
 def shape_rewards(name: str, traj: Trajectory, progress: float = 0.0) -> list[float]:
-    if name not in REWARDS:
-        raise KeyError(f"unknown reward scheme '{name}' (allowed: {', '.join(REWARDS)})")
-    return REWARDS[name](traj, progress)
+    return REWARDS.get(name)(traj, progress)
