@@ -172,7 +172,8 @@ class Pipeline:
         if "sft" in got and "rl" in got:
             a, b = got["sft"], got["rl"]
             lo, hi = diff_interval(a.success, a.n, b.success, b.n)
-            verdict = "RL beats SFT beyond noise" if lo > 0 else "difference within noise"
+            verdict = ("RL beats SFT beyond noise" if lo > 0 else
+                       "RL is worse than SFT beyond noise" if hi < 0 else "difference within noise")
             self.say(f"RL - SFT: {b.success - a.success:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}]): {verdict}")
             self.results["rl_minus_sft"] = {"diff": b.success - a.success, "ci_low": lo, "ci_high": hi}
             self._save_results()
