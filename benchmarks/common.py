@@ -11,6 +11,8 @@ weights are cached on disk so the second benchmark (and re-runs) skip it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from questline.rollout import RolloutConfig, rollout
 from questline.train.sft import train_sft
 
 ENV = "toy/maze"
-DIFFICULTY = "hard"  # 6x6 mazes, shortest paths of 6-12 moves
+DIFFICULTY = "medium"  # 5x5 mazes, shortest paths of 4-8 moves
 SEED = 0
 CACHE = Path(__file__).resolve().parent.parent / "runs" / "benchmarks"
 
@@ -53,7 +55,8 @@ def make_policy(preset: str, sft_demos: int = 48, sft_epochs: int = 3, sft_batch
     chat = ChatTokens(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
     model = build_model(preset, tokenizer, seed=seed)
-    cache = CACHE / f"{preset}-sft{sft_demos}x{sft_epochs}b{sft_batch}-seed{seed}.pt"
+    vocab = hashlib.sha1(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()[:8]
+    cache = CACHE / f"{preset}-sft{sft_demos}x{sft_epochs}b{sft_batch}-seed{seed}-vocab{vocab}.pt"
     if cache.exists():
         model.load_state_dict(torch.load(cache))
     elif sft_demos > 0:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from statistics import mean
 
 import torch
-from common import bench_tasks, describe, load_average, make_policy, rollout_setup
+from common import DIFFICULTY, ENV, bench_tasks, describe, load_average, make_policy, rollout_setup
 
 from questline.inference import HFEngine
 from questline.rollout import rollout
@@ -30,11 +30,12 @@ def parse_args():
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--max-turns", type=int, default=12)
     p.add_argument("--sft-demos", type=int, default=48, help="oracle demos for the brief SFT (setup)")
+    p.add_argument("--repeats", type=int, default=2, help="rollouts per engine; the best wall time counts")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="preset xs, 8 tasks x 2, 8 turns")
+    p.add_argument("--quick", action="store_true", help="preset xs, 16 tasks x 4, 10 turns, 1 repeat")
     args = p.parse_args()
     if args.quick:
-        args.preset, args.tasks, args.group, args.max_turns = "xs", 8, 2, 8
+        args.preset, args.tasks, args.group, args.max_turns, args.repeats = "xs", 16, 4, 10, 1
     return args
 
 
@@ -114,15 +115,19 @@ if __name__ == "__main__":
     cfg, env_cfg = rollout_setup(args.max_turns)
     print(f"# rollout benchmark: {describe(policy, args.preset)}")
     print(f"# {load_average()} at start")
-    print(f"# toy/maze hard, {args.tasks} tasks x group {args.group} = {args.tasks * args.group} episodes, "
+    print(f"# {ENV} {DIFFICULTY}, {args.tasks} tasks x group {args.group} = {args.tasks * args.group} episodes, "
           f"max_turns {args.max_turns}, max_new_tokens {cfg.max_new_tokens}, temperature {cfg.temperature}")
 
     results = {}
-    for autocast in (False, True):
-        for reuse in (True, False):
-            r = run(policy, tasks, cfg, env_cfg, args, reuse_cache=reuse, autocast=autocast)
-            results[r["name"]] = r
-            print(f"  ran {r['name']}: {r['wall']:.1f}s")
+    for _ in range(args.repeats):  # interleaved; each engine keeps its best wall time
+        for autocast in (False, True):
+            for reuse in (True, False):
+                r = run(policy, tasks, cfg, env_cfg, args, reuse_cache=reuse, autocast=autocast)
+                print(f"  ran {r['name']}: {r['wall']:.1f}s")
+                best = results.setdefault(r["name"], r)
+                assert same_ids(best["trajs"], r["trajs"]) == 1.0, f"{r['name']}: a repeat sampled differently"
+                if r["wall"] < best["wall"]:
+                    results[r["name"]] = r
 
     fp32_match = same_ids(results["fp32 cached"]["trajs"], results["fp32 naive"]["trajs"])
     bf16_match = same_ids(results["bf16 cached"]["trajs"], results["bf16 naive"]["trajs"])
