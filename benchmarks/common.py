@@ -41,7 +41,7 @@ class Policy:
     tokenizer: object
     chat: ChatTokens
     pad_id: int
-    sft_seconds: float
+    setup_seconds: float
 
 
 def make_policy(preset: str, sft_demos: int = 48, sft_epochs: int = 3, sft_batch: int = 4,
@@ -90,4 +90,4 @@ def load_average() -> str:
 def describe(policy: Policy, preset: str) -> str:
     n = count_parameters(policy.model) / 1e6
     return (f"preset {preset} ({n:.2f}M params, vocab {len(policy.tokenizer)}), torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads; setup (tokenizer + brief SFT) {policy.sft_seconds:.0f}s")
+            f"{torch.get_num_threads()} threads; setup (tokenizer + brief SFT) {policy.setup_seconds:.0f}s")

@@ -1,9 +1,11 @@
 """Rollout cost: HFEngine keeping each episode's KV cache across turns vs the naive
 engine that re-prefills the whole history on every call (`reuse_cache=False`).
 
-Same model, same tasks, same seed. In fp32 both engines must produce identical
-trajectories (caching changes cost, never results); this is asserted. The same
-pair is then run under bf16 autocast.
+Same model (a from-scratch preset briefly SFT-ed on oracle demos so that it plays
+real multi-turn episodes, see common.py), same tasks, same seed; each engine runs
+`--repeats` times, interleaved, and its best wall time counts. In fp32 both engines
+must produce identical trajectories (caching changes cost, never results); this is
+asserted. The same pair is then run under bf16 autocast.
 
     python benchmarks/rollout.py            # preset s, 32 tasks x group 4, 12 turns
     python benchmarks/rollout.py --quick    # small configuration, < 60 s

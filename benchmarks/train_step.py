@@ -84,8 +84,12 @@ def bare_update(model, optimizer, batch: Batch, adv, minibatch: int, micro: int,
     ids, attn, mask = batch.input_ids, batch.attention_mask, batch.loss_mask
     n = len(ids)
 
-    def spans(start, stop):  # micro-batches, each trimmed to its longest row
-        return [(s, min(s + micro, stop), int(attn[s:s + micro].sum(1).max())) for s in range(start, stop, micro)]
+    def spans(start, stop):  # micro-batches as (first row, end row, length of their longest row)
+        out = []
+        for s in range(start, stop, micro):
+            e = min(s + micro, stop)
+            out.append((s, e, int(attn[s:e].sum(1).max())))
+        return out
 
     if minibatch < n:  # off-policy after the first step: recompute the old logprobs, as rl_update does
         old = torch.zeros_like(mask)  # (-adv * logprob never reads them; the pass is here so the work matches)
