@@ -22,8 +22,13 @@ def test_misspelt_field_names_the_field_and_suggests():
 
 
 def test_bad_value_names_the_allowed_values():
-    with pytest.raises(ConfigError, match=r"rl\.advantage.*'grpo'"):
+    with pytest.raises(ConfigError, match=r"rl\.advantage: unknown advantage estimator 'ppo' "
+                                          r"\(allowed: grpo, dr_grpo, rloo, .*gigpo"):
         recipe_from_dict({}, ["rl.advantage=ppo"])
+    with pytest.raises(ConfigError, match=r"rl\.loss: unknown policy loss 'ppo' \(allowed: ppo_clip, gspo"):
+        recipe_from_dict({}, ["rl.loss=ppo"])
+    with pytest.raises(ConfigError, match=r"rl\.reward: unknown reward scheme 'x' \(allowed: sparse"):
+        recipe_from_dict({}, ["rl.reward=x"])
     with pytest.raises(ConfigError, match=r"env\.name.*toy/maze"):
         recipe_from_dict({}, ["env.name=mazes"])
 

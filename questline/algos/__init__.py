@@ -1,4 +1,7 @@
 from questline.algos.advantages import ADVANTAGES, compute_advantages
-from questline.algos.losses import LOSSES, aggregate, kl_penalty, masked_mean
+from questline.algos.losses import LOSSES, aggregate, kl_penalty, masked_mean, truncated_importance_weights, value_loss
 
-__all__ = ["ADVANTAGES", "LOSSES", "aggregate", "compute_advantages", "kl_penalty", "masked_mean"]
+CRITIC_ESTIMATORS = ("gae", "gae_turn")  # estimators that need a learned value model
+
+__all__ = ["ADVANTAGES", "CRITIC_ESTIMATORS", "LOSSES", "aggregate", "compute_advantages", "kl_penalty",
+           "masked_mean", "truncated_importance_weights", "value_loss"]

@@ -1,7 +1,22 @@
-"""Advantage estimators: pure functions on [B, T] tensors, registered by name.
+"""Advantage estimators: pure functions on token-level [B, T] tensors, registered by name.
 
-Signature: fn(token_rewards, mask, group_ids, values=None, step_keys=None, **kw)
--> (advantages, returns), both [B, T] and zero outside `mask` (the policy tokens).
+    fn(token_rewards, mask, group_ids, *, values=None, turn_ids=None, step_keys=None, **hp)
+        -> (advantages, returns)     both [B, T], zero outside `mask`
+
+token_rewards  each turn's reward on its last policy token (0 elsewhere)
+mask           1 on policy tokens, 0 on prompt / observation / padding tokens
+group_ids      [B] samples of the same task share an id (group baselines)
+values         [B, T] critic values, V(state before token t) (gae only)
+turn_ids       [B, T] index of the turn a policy token belongs to, -1 elsewhere
+step_keys      [B, T] id of the environment state the turn was taken in, -1 elsewhere (gigpo)
+hp             hyper-parameters from the recipe (gamma, lam, norm_std, ...); an
+               estimator takes the ones it needs and ignores the rest (**_).
+
+Environment tokens are skipped, not zeroed: returns and GAE run over the policy
+tokens as if the observations between turns were not there (equal to plain GAE on
+the sequence with environment tokens removed), so a reward at the end reaches
+every earlier turn. (verl's REINFORCE++ instead resets its running return at
+every masked token; in multi-turn episodes that gives earlier turns return 0.)
 """
 
 from __future__ import annotations
@@ -18,36 +33,207 @@ def compute_advantages(name: str, token_rewards, mask, group_ids, **kw):
     return ADVANTAGES.get(name)(token_rewards, mask, group_ids, **kw)
 
 
+# ----------------------------------------------------------------- building blocks
+def returns_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """G_t = r_t + gamma * G_(next policy token); environment tokens are skipped."""
+    out = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        on = mask[:, t] > 0
+        running = torch.where(on, rewards[:, t] + gamma * running, running)
+        out[:, t] = torch.where(on, running, torch.zeros_like(running))
+    return out
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0,
+        lam: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over policy tokens only: the next value of a
+    turn's last token is the value at the next turn's first policy token
+    (bootstrapping across the observation), and 0 after the episode's last token.
+    Returns (advantages, returns = advantages + values)."""
+    adv = torch.zeros_like(rewards)
+    next_value = torch.zeros_like(rewards[:, 0])
+    running = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        on = mask[:, t] > 0
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = torch.where(on, delta + gamma * lam * running, running)
+        next_value = torch.where(on, values[:, t], next_value)
+        adv[:, t] = torch.where(on, running, torch.zeros_like(running))
+    return adv, (adv + values) * mask
+
+
+def group_stats(x: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-sample (group mean, group std, group size) of the per-sample values `x` [B].
+    std is the unbiased sample std (0 for one-member groups)."""
+    _, inv = group_ids.unique(return_inverse=True)
+    n_groups = int(inv.max()) + 1 if len(inv) else 0
+    count = torch.zeros(n_groups).index_add_(0, inv, torch.ones_like(x))
+    mean = torch.zeros(n_groups).index_add_(0, inv, x) / count
+    sq = torch.zeros(n_groups).index_add_(0, inv, (x - mean[inv]) ** 2)
+    std = (sq / (count - 1).clamp(min=1)).sqrt()
+    return mean[inv], std[inv], count[inv]
+
+
 def group_normalise(scores: torch.Tensor, group_ids: torch.Tensor, *, norm_std: bool = True,
                     eps: float = 1e-6) -> torch.Tensor:
     """score - group mean, divided by (group std + eps) when norm_std.
 
     A group with one member gets advantage 0: it has no baseline, so it carries no
     signal. (verl returns the raw score there; we deliberately do not, see README.)
-    std is the unbiased sample std, as in verl and the GRPO paper.
+    A group whose scores are all equal gets 0 too.
     """
-    adv = torch.zeros_like(scores)
-    for g in group_ids.unique():
-        idx = group_ids == g
-        if idx.sum() < 2:
-            continue
-        s = scores[idx]
-        centred = s - s.mean()
-        adv[idx] = centred / (s.std() + eps) if norm_std else centred
-    return adv
+    mean, std, count = group_stats(scores, group_ids)
+    adv = scores - mean
+    if norm_std:
+        adv = adv / (std + eps)
+    return torch.where(count > 1, adv, torch.zeros_like(adv))
+
+
+def _episode_return(returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The return at each episode's first policy token: [B]."""
+    first = (mask > 0).float().argmax(-1)
+    return returns.gather(1, first[:, None])[:, 0] * (mask.sum(-1) > 0)
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    n = mask.sum().clamp(min=1)
+    mean = (x * mask).sum() / n
+    var = (((x - mean) * mask) ** 2).sum() / (n - 1).clamp(min=1)
+    return (x - mean) * torch.rsqrt(var + eps) * mask
+
+
+# ----------------------------------------------------------------- estimators
+def _token_returns(token_rewards, mask, returns: str, gamma: float):
+    """(per-token return [B, T], episode return [B]) for the Monte-Carlo estimators.
+    returns="episode": every policy token carries the episode's total reward (the
+    published GRPO/RLOO outcome form); "to_go": each token carries its discounted
+    return-to-go, so with dense turn rewards a turn is credited only with what follows."""
+    if returns not in ("episode", "to_go"):
+        raise ValueError(f"returns must be 'episode' or 'to_go', got '{returns}'")
+    rtg = returns_to_go(token_rewards, mask, gamma if returns == "to_go" else 1.0)
+    episode = _episode_return(rtg, mask)
+    per_token = rtg if returns == "to_go" else episode[:, None] * mask
+    return per_token, episode
 
 
 @register("grpo")
-def grpo(token_rewards, mask, group_ids, values=None, step_keys=None, *, norm_std: bool = True,
-         eps: float = 1e-6):
-    """Outcome advantage: the episode's total reward, normalised within its group
-    (samples of the same task) and broadcast over the episode's policy tokens."""
-    scores = (token_rewards * mask).sum(-1)
-    adv = group_normalise(scores, group_ids, norm_std=norm_std, eps=eps)
-    return adv[:, None] * mask, scores[:, None] * mask
+def grpo(token_rewards, mask, group_ids, *, returns: str = "episode", gamma: float = 1.0,
+         norm_std: bool = True, eps: float = 1e-6, **_):
+    """Group-relative: return minus the group mean of the episode returns, divided by
+    their group std (skipped where that std is 0: with episode returns such a group
+    is flat and gets 0). One-member groups get 0: no baseline, no signal."""
+    per_token, episode = _token_returns(token_rewards, mask, returns, gamma)
+    mean, std, count = group_stats(episode, group_ids)
+    adv = per_token - mean[:, None]
+    if norm_std:
+        adv = adv / torch.where(std > 0, std + eps, torch.ones_like(std))[:, None]
+    adv = torch.where(count[:, None] > 1, adv, torch.zeros_like(adv)) * mask
+    return adv, per_token
 
 
 @register("dr_grpo")
-def dr_grpo(token_rewards, mask, group_ids, values=None, step_keys=None, **kw):
-    """Dr. GRPO: GRPO without the std division (pair with token-sum aggregation)."""
-    return grpo(token_rewards, mask, group_ids, norm_std=False)
+def dr_grpo(token_rewards, mask, group_ids, *, returns: str = "episode", gamma: float = 1.0, **_):
+    """Dr. GRPO: GRPO without the std division (pair with seq-mean-token-sum)."""
+    return grpo(token_rewards, mask, group_ids, returns=returns, gamma=gamma, norm_std=False)
+
+
+@register("rloo")
+def rloo(token_rewards, mask, group_ids, *, returns: str = "episode", gamma: float = 1.0, **_):
+    """REINFORCE leave-one-out: baseline = mean episode return of the *other* samples
+    of the group, i.e. A = G_i - (sum_group - G_i) / (n - 1)."""
+    per_token, episode = _token_returns(token_rewards, mask, returns, gamma)
+    mean, _, count = group_stats(episode, group_ids)
+    baseline = (mean * count - episode) / (count - 1).clamp(min=1)
+    adv = torch.where(count[:, None] > 1, per_token - baseline[:, None], torch.zeros_like(per_token)) * mask
+    return adv, per_token
+
+
+@register("reinforce_pp")
+def reinforce_pp(token_rewards, mask, group_ids, *, gamma: float = 1.0, baseline: bool = True, **_):
+    """REINFORCE++: discounted returns-to-go, optionally minus the group mean episode
+    return (REINFORCE++-baseline), whitened over all policy tokens of the batch."""
+    rtg = returns_to_go(token_rewards, mask, gamma)
+    adv = rtg
+    if baseline:
+        mean, _, _ = group_stats(_episode_return(rtg, mask), group_ids)
+        adv = rtg - mean[:, None]
+    return masked_whiten(adv, mask), rtg
+
+
+@register("gae")
+def gae_token(token_rewards, mask, group_ids, *, values=None, gamma: float = 1.0, lam: float = 1.0, **_):
+    """PPO's estimator with a learned critic, per policy token."""
+    if values is None:
+        raise ValueError("advantage 'gae' needs critic values (set rl.critic)")
+    return gae(token_rewards, values, mask, gamma, lam)
+
+
+@register("gae_turn")
+def gae_turn(token_rewards, mask, group_ids, *, values=None, turn_ids=None, gamma: float = 1.0,
+             lam: float = 1.0, **_):
+    """GAE over turns: one value per turn (the critic's value at the turn's first
+    policy token, i.e. of the state the action was chosen in), the turn's summed
+    reward, and the turn's advantage broadcast over its tokens."""
+    if values is None or turn_ids is None:
+        raise ValueError("advantage 'gae_turn' needs critic values and turn ids")
+    turn_mask, turn_rew, turn_val = _per_turn(token_rewards, values, mask, turn_ids)
+    adv_t, ret_t = gae(turn_rew, turn_val, turn_mask, gamma, lam)
+    return _broadcast(adv_t, turn_ids, mask), _broadcast(ret_t, turn_ids, mask)
+
+
+@register("gigpo")
+def gigpo(token_rewards, mask, group_ids, *, step_keys=None, turn_ids=None, step_gamma: float = 0.95,
+          step_weight: float = 1.0, norm_std: bool = True, eps: float = 1e-6, **_):
+    """GiGPO (Feng et al. 2025): the episode-level GRPO advantage plus a step-level
+    advantage. Steps taken in the same environment state (same key) across a group's
+    episodes form an anchor group; a step's score is its discounted return (gamma per
+    turn) and is normalised within its anchor group. A = A_episode + w * A_step."""
+    if step_keys is None or turn_ids is None:
+        raise ValueError("advantage 'gigpo' needs step keys and turn ids (envs put 'state_key' in info)")
+    episode = group_normalise(_episode_return(returns_to_go(token_rewards, mask, 1.0), mask), group_ids,
+                              norm_std=norm_std, eps=eps)
+    turn_mask, turn_rew, _ = _per_turn(token_rewards, torch.zeros_like(token_rewards), mask, turn_ids)
+    turn_ret = returns_to_go(turn_rew, turn_mask, step_gamma)
+    keys = _per_turn_keys(step_keys, turn_ids, turn_mask)
+    on = turn_mask > 0
+    step_adv = torch.zeros_like(turn_ret)
+    if on.any():
+        anchors = keys[on]
+        step_adv[on] = group_normalise(turn_ret[on], anchors, norm_std=norm_std, eps=eps)
+    adv = episode[:, None] * mask + step_weight * _broadcast(step_adv, turn_ids, mask)
+    return adv, _broadcast(turn_ret, turn_ids, mask)
+
+
+# ----------------------------------------------------------------- turn helpers
+def _num_turns(turn_ids: torch.Tensor) -> int:
+    return int(turn_ids.max()) + 1 if turn_ids.numel() and turn_ids.max() >= 0 else 0
+
+
+def _per_turn(token_rewards, values, mask, turn_ids):
+    """[B, K] turn mask, summed turn rewards and the value at each turn's first token."""
+    b, k = token_rewards.shape[0], max(_num_turns(turn_ids), 1)
+    on = (mask > 0) & (turn_ids >= 0)
+    idx = turn_ids.clamp(min=0)
+    turn_rew = torch.zeros(b, k).scatter_add_(1, idx, token_rewards * on)
+    turn_mask = torch.zeros(b, k).scatter_add_(1, idx, on.float()).clamp(max=1)
+    # first policy token of each turn: scatter in reverse so the earliest one wins
+    turn_val = torch.zeros(b, k)
+    for t in reversed(range(token_rewards.shape[1])):
+        sel = on[:, t]
+        turn_val[sel, idx[sel, t]] = values[sel, t]
+    return turn_mask, turn_rew, turn_val
+
+
+def _per_turn_keys(step_keys, turn_ids, turn_mask):
+    """[B, K] step key of each turn (-1 where no turn); keys are global ids."""
+    keys = torch.full(turn_mask.shape, -1, dtype=torch.long)
+    on = turn_ids >= 0
+    keys[on.nonzero(as_tuple=True)[0], turn_ids[on]] = step_keys[on].long()
+    return keys
+
+
+def _broadcast(per_turn: torch.Tensor, turn_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-turn values [B, K] -> per-token [B, T] on each turn's policy tokens."""
+    out = per_turn.gather(1, turn_ids.clamp(min=0))
+    return out * ((turn_ids >= 0) & (mask > 0))

@@ -1,7 +1,9 @@
-"""Policy losses: pure functions on [B, T] tensors, registered by name.
+"""Policy and value losses: pure functions on [B, T] tensors, registered by name.
 
-Signature: fn(logprobs, old_logprobs, advantages, mask, **kw) -> (per-token loss, stats);
-`aggregate` reduces per-token losses to a scalar.
+    fn(logprobs, old_logprobs, advantages, mask, **hp) -> (per-token loss, stats)
+
+`aggregate` reduces per-token losses to a scalar. Hyper-parameters come from the
+recipe (clip_low, clip_high, dual_clip, ...); a loss ignores the ones it does not use.
 """
 
 from __future__ import annotations
@@ -31,32 +33,87 @@ def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str = "token-me
         return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
     if mode == "seq-mean-token-sum":
         return (per_token * mask).sum(-1).mean()
-    raise ValueError(f"unknown aggregation '{mode}'")
+    raise ValueError(f"unknown aggregation '{mode}' (allowed: token-mean, seq-mean-token-mean, "
+                     "seq-mean-token-sum)")
+
+
+def _clip_stats(ratio, clipped_mask, logprobs, old_logprobs, mask) -> dict[str, float]:
+    with torch.no_grad():
+        return {
+            "clip_frac": masked_mean(clipped_mask.float(), mask).item(),
+            "ratio_mean": masked_mean(ratio, mask).item(),
+            "approx_kl": masked_mean(old_logprobs - logprobs, mask).item(),
+        }
 
 
 @register("ppo_clip")
 def ppo_clip(logprobs, old_logprobs, advantages, mask, *, clip_low: float = 0.2,
-             clip_high: float = 0.2):
-    """PPO clipped surrogate; clip_high > clip_low is DAPO's clip-higher."""
+             clip_high: float = 0.2, dual_clip: float | None = None, **_):
+    """PPO clipped surrogate with separate low/high clip (clip_high > clip_low is
+    DAPO's clip-higher). dual_clip = c > 1 also bounds the loss of negative-advantage
+    tokens by -c * A (Ye et al. 2020), so a huge ratio cannot blow it up."""
     ratio = torch.exp(logprobs - old_logprobs)
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1 - clip_low, 1 + clip_high)
     loss = torch.maximum(unclipped, clipped)
-    with torch.no_grad():
-        stats = {
-            "clip_frac": masked_mean((clipped > unclipped).float(), mask).item(),
-            "ratio_mean": masked_mean(ratio, mask).item(),
-            "approx_kl": masked_mean(old_logprobs - logprobs, mask).item(),
-        }
-    return loss, stats
+    if dual_clip is not None:
+        if dual_clip <= 1:
+            raise ValueError(f"dual_clip must be > 1, got {dual_clip}")
+        loss = torch.where(advantages < 0, torch.minimum(loss, -advantages * dual_clip), loss)
+    return loss, _clip_stats(ratio, clipped > unclipped, logprobs, old_logprobs, mask)
+
+
+@register("gspo")
+def gspo(logprobs, old_logprobs, advantages, mask, *, clip_low: float = 3e-4, clip_high: float = 4e-4, **_):
+    """GSPO (Zheng et al. 2025), token form: the ratio is the sequence's geometric
+    mean ratio s = exp(mean_t (logp - old)), carried on each token as
+    sg(s) * p_t / sg(p_t) so token advantages still apply; clipped at sequence level
+    (the paper's ranges are ~1e-4, far tighter than PPO's)."""
+    log_ratio = (logprobs - old_logprobs) * mask
+    seq_log_ratio = log_ratio.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1)
+    ratio = torch.exp(seq_log_ratio.detach() + logprobs - logprobs.detach())
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1 - clip_low, 1 + clip_high)
+    loss = torch.maximum(unclipped, clipped)
+    return loss, _clip_stats(ratio, clipped > unclipped, logprobs, old_logprobs, mask)
 
 
 def kl_penalty(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, kind: str = "k3") -> torch.Tensor:
     """Per-token estimate of KL(policy || reference) from sampled tokens.
-    k1: log ratio; k3: exp(ref - pi) - (ref - pi) - 1, unbiased and >= 0 (Schulman)."""
+    k1: log ratio; k2: half its square; k3: exp(ref - pi) - (ref - pi) - 1, unbiased
+    and >= 0 (Schulman's low-variance estimator)."""
     diff = ref_logprobs - logprobs
     if kind == "k1":
         return -diff
+    if kind == "k2":
+        return 0.5 * diff ** 2
     if kind == "k3":
         return torch.exp(diff) - diff - 1
-    raise ValueError(f"unknown KL estimator '{kind}' (allowed: k1, k3)")
+    raise ValueError(f"unknown KL estimator '{kind}' (allowed: k1, k2, k3)")
+
+
+def truncated_importance_weights(old_logprobs: torch.Tensor, rollout_logprobs: torch.Tensor,
+                                 cap: float = 2.0) -> torch.Tensor:
+    """Off-policy correction (truncated IS): min(pi_old / pi_rollout, cap) per token,
+    for when the engine that sampled differs from the trainer (other numerics, or a
+    stale policy in asynchronous training). Multiply the per-token loss by it."""
+    return torch.exp(old_logprobs - rollout_logprobs).clamp(max=cap).detach()
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               clip: float | None = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
+    """Per-token critic loss 0.5 * (V - R)^2; with `clip`, PPO's clipped value loss
+    max((V - R)^2, (V_old + clamp(V - V_old, +-clip) - R)^2) / 2."""
+    err = (values - returns) ** 2
+    if clip is not None:
+        clipped = old_values + (values - old_values).clamp(-clip, clip)
+        err_clipped = (clipped - returns) ** 2
+        with torch.no_grad():
+            frac = masked_mean((err_clipped > err).float(), mask).item()
+        err = torch.maximum(err, err_clipped)
+    else:
+        frac = 0.0
+    with torch.no_grad():
+        stats = {"value_clip_frac": frac, "value_mean": masked_mean(values, mask).item(),
+                 "value_error": masked_mean((values - returns).abs(), mask).item()}
+    return 0.5 * err, stats

@@ -124,9 +124,13 @@ class Batch:
     old_logprobs: torch.Tensor
     token_rewards: torch.Tensor
     group_ids: torch.Tensor
+    turn_ids: torch.Tensor | None = None  # turn index on policy tokens, -1 elsewhere
+    step_keys: torch.Tensor | None = None  # id of (group, state the turn was taken in), -1 elsewhere
+    rollout_logprobs: torch.Tensor | None = None  # as sampled by the engine (old_logprobs may be recomputed)
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
+    values: torch.Tensor | None = None  # critic values before the update
 
     @classmethod
     def from_trajectories(
@@ -146,7 +150,18 @@ class Batch:
             lps[i, :k] = torch.tensor(tr.logprobs, dtype=torch.float32)
             rew[i, :k] = torch.tensor(token_rewards[i] if token_rewards else tr.token_rewards())
         groups = torch.tensor([tr.group for tr in trajs], dtype=torch.long)
-        return cls(ids, attn, mask, lps, rew, groups)
+        turn_ids = torch.full((n, t), -1, dtype=torch.long)
+        step_keys = torch.full((n, t), -1, dtype=torch.long)
+        key_ids: dict[tuple, int] = {}
+        for i, tr in enumerate(trajs):
+            state = "<start>"  # every sample of a group starts in the same state
+            for k, turn in enumerate(tr.turns):
+                on = mask[i, turn.start:turn.end] > 0
+                turn_ids[i, turn.start:turn.end][on] = k
+                key = key_ids.setdefault((tr.group, state), len(key_ids))
+                step_keys[i, turn.start:turn.end][on] = key
+                state = str(turn.info.get("state_key", f"<unknown {i}:{k}>"))
+        return cls(ids, attn, mask, lps, rew, groups, turn_ids, step_keys, lps.clone())
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

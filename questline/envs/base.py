@@ -42,6 +42,12 @@ class Env(ABC):
     def oracle_action(self) -> str:
         raise NotImplementedError(f"{type(self).__name__} has no oracle")
 
+    def state_key(self) -> str | None:
+        """A hashable summary of the environment state (for GiGPO's step groups): two
+        episodes of the same task in the same state must give the same key. Envs put
+        it in every step's `info["state_key"]`; None = not supported."""
+        return None
+
     def metrics(self) -> dict[str, float]:
         """Metrics of the episode so far; the rollout asks when it cuts an episode off."""
         return {}

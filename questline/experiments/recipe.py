@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from questline.core import ConfigError
 
@@ -54,11 +54,34 @@ class SFTConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0)
 
 
+class CriticConfig(_Strict):
+    """The value model PPO's `gae` / `gae_turn` estimators learn (built from the policy)."""
+    lr: float = Field(1e-3, gt=0)
+    warmup_iters: int = Field(0, ge=0)  # first iterations train only the critic
+    value_clip: float | None = Field(0.2, gt=0)  # None = unclipped value loss
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
+def _registered(kind: str, registry: dict, name: str) -> str:
+    if name not in registry:
+        raise ValueError(f"unknown {kind} '{name}' (allowed: {', '.join(registry)})")
+    return name
+
+
 class RLConfig(_Strict):
-    advantage: Literal["grpo", "dr_grpo"] = "grpo"
-    loss: Literal["ppo_clip"] = "ppo_clip"
-    reward: Literal["sparse", "score", "dense", "curriculum"] = "sparse"
+    advantage: str = "grpo"  # any name in questline.algos.ADVANTAGES
+    loss: str = "ppo_clip"  # any name in questline.algos.LOSSES
+    reward: str = "sparse"  # any name in questline.rewards.REWARDS
     aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    # estimator hyper-parameters (each estimator takes the ones it uses)
+    returns: Literal["episode", "to_go"] = "episode"  # Monte-Carlo estimators: outcome or return-to-go
+    gamma: float = Field(1.0, ge=0, le=1)
+    lam: float = Field(1.0, ge=0, le=1)  # GAE lambda
+    norm_std: bool = True  # grpo / gigpo: divide by the group std
+    step_gamma: float = Field(0.95, ge=0, le=1)  # gigpo step-level discount (per turn)
+    step_weight: float = Field(1.0, ge=0)  # gigpo: A = A_episode + step_weight * A_step
+    baseline: bool = True  # reinforce_pp: subtract the group mean return before whitening
+    # optimisation
     lr: float = Field(1e-4, gt=0)
     warmup_iters: int = Field(0, ge=0)
     tasks_per_iter: int = Field(16, gt=0)
@@ -67,13 +90,46 @@ class RLConfig(_Strict):
     minibatch_size: int = Field(128, gt=0)  # trajectories per optimizer step
     micro_batch_size: int = Field(32, gt=0)
     clip_low: float = Field(0.2, ge=0)
-    clip_high: float = Field(0.28, ge=0)
+    clip_high: float = Field(0.28, ge=0)  # > clip_low: DAPO's clip-higher
+    dual_clip: float | None = Field(None, gt=1)
     kl_coef: float = Field(0.0, ge=0)
-    kl_kind: Literal["k1", "k3"] = "k3"
+    kl_kind: Literal["k1", "k2", "k3"] = "k3"
+    kl_in: Literal["loss", "reward"] = "loss"  # KL as a loss term, or subtracted from token rewards
     entropy_coef: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
-    filter_groups: bool = False  # drop groups whose rewards are all equal (no signal)
+    tis_cap: float | None = Field(None, gt=0)  # truncated importance weights vs the rollout logprobs
     recompute_logprobs: bool = True  # old logprobs from the trainer, not the engine
+    critic: CriticConfig = Field(default_factory=CriticConfig)
+    # batch shaping
+    filter_groups: bool = False  # drop groups whose rewards are all equal (no signal)
+    dynamic_sampling_rounds: int = Field(0, ge=0)  # DAPO: extra rounds to fill the batch with informative groups
+    overlong_buffer: int = Field(0, ge=0)  # tokens before max_context_tokens where the length penalty ramps
+    overlong_penalty: float = Field(1.0, ge=0)  # penalty at max_context_tokens
+    # exploration
+    temperature_end: float | None = Field(None, gt=0)  # rollout temperature annealed linearly to this
+
+    @field_validator("advantage")
+    @classmethod
+    def _advantage(cls, v: str) -> str:
+        from questline.algos import ADVANTAGES
+        return _registered("advantage estimator", ADVANTAGES, v)
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: str) -> str:
+        from questline.algos import LOSSES
+        return _registered("policy loss", LOSSES, v)
+
+    @field_validator("reward")
+    @classmethod
+    def _reward(cls, v: str) -> str:
+        from questline.rewards import REWARDS
+        return _registered("reward scheme", REWARDS, v)
+
+    @property
+    def needs_critic(self) -> bool:
+        from questline.algos import CRITIC_ESTIMATORS
+        return self.advantage in CRITIC_ESTIMATORS
 
 
 class RolloutSettings(_Strict):

@@ -16,14 +16,20 @@ _NAME = re.compile(r"^iter-(\d+)$")
 
 
 def save_checkpoint(run_dir: Path, iteration: int, model, tokenizer, optimizer, scheduler,
-                    extra: dict | None = None, keep: int = 2) -> Path:
+                    extra: dict | None = None, keep: int = 2, critic=None, critic_optimizer=None) -> Path:
+    """iter-N/ = the policy (HF format) + trainer_state.pt, and critic/ (HF format)
+    when PPO trains a value model."""
     root = Path(run_dir) / "checkpoints"
     final = root / f"iter-{iteration:06d}"
     tmp = root / f".tmp-iter-{iteration:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     save_policy(model, tokenizer, tmp)
-    torch.save({"iteration": iteration, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "extra": extra or {}}, tmp / "trainer_state.pt")
+    state = {"iteration": iteration, "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "extra": extra or {}}
+    if critic is not None:
+        critic.save_pretrained(tmp / "critic")
+        state["critic_optimizer"] = critic_optimizer.state_dict()
+    torch.save(state, tmp / "trainer_state.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep]:
@@ -44,8 +50,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def load_trainer_state(ckpt: Path, optimizer, scheduler) -> dict:
+def load_trainer_state(ckpt: Path, optimizer, scheduler, critic=None, critic_optimizer=None) -> dict:
     state = torch.load(Path(ckpt) / "trainer_state.pt", weights_only=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if critic is not None:
+        from questline.models.critic import load_critic
+        critic.load_state_dict(load_critic(Path(ckpt) / "critic").state_dict())
+        critic_optimizer.load_state_dict(state["critic_optimizer"])
     return state

@@ -1,21 +1,30 @@
 """The RL loop: sample tasks -> roll out groups -> shape rewards -> advantages ->
-clipped policy-gradient update -> sync the engine. Reads top to bottom.
+clipped policy-gradient update (+ critic update for PPO) -> sync the engine.
+Reads top to bottom; all the math is in `questline.algos`.
 
 Every random stream of iteration `it` is derived from (seed, it), and a
-checkpoint holds the policy (HF format), optimizer and schedule, so a killed run
-resumes from its last checkpoint with exactly the metrics it would have had.
+checkpoint holds the policy (HF format), the critic if any, optimizers and
+schedule, so a killed run resumes with exactly the metrics it would have had.
 """
 
 from __future__ import annotations
 
 import copy
+import random
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from questline.algos import LOSSES, aggregate, compute_advantages, kl_penalty, masked_mean
+from questline.algos import (
+    LOSSES,
+    aggregate,
+    compute_advantages,
+    kl_penalty,
+    masked_mean,
+    truncated_importance_weights,
+    value_loss,
+)
 from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet, write_jsonl
 from questline.inference import HFEngine
@@ -26,6 +35,47 @@ from questline.train.common import make_optimizer, sequence_logprobs, warmup_con
 from questline.train.logging import MetricsLogger
 
 
+# ------------------------------------------------------------------ rewards and batches
+def overlong_penalty(traj: Trajectory, max_tokens: int, buffer: int, penalty: float) -> float:
+    """DAPO's soft overlong punishment, on the episode's context length: 0 up to
+    max_tokens - buffer, then falling linearly to -penalty at max_tokens."""
+    if buffer <= 0:
+        return 0.0
+    over = len(traj.ids) - (max_tokens - buffer)
+    return -penalty * min(max(over / buffer, 0.0), 1.0)
+
+
+def episode_rewards(trajs: list[Trajectory], cfg, rcfg: RolloutConfig, progress: float) -> list[list[float]]:
+    """Per-turn rewards of each episode: the reward scheme, plus the overlong penalty
+    on the last turn."""
+    out = []
+    for t in trajs:
+        r = shape_rewards(cfg.reward, t, progress=progress)
+        if r and cfg.overlong_buffer:
+            r[-1] += overlong_penalty(t, rcfg.max_context_tokens, cfg.overlong_buffer, cfg.overlong_penalty)
+        out.append(r)
+    return out
+
+
+def group_is_informative(rewards: list[list[float]]) -> bool:
+    return len({round(sum(r), 9) for r in rewards}) > 1
+
+
+def by_group(trajs: list[Trajectory]) -> dict[int, list[int]]:
+    groups: dict[int, list[int]] = {}
+    for i, t in enumerate(trajs):
+        groups.setdefault(t.group, []).append(i)
+    return groups
+
+
+def drop_flat_groups(trajs: list[Trajectory], rewards: list[list[float]]):
+    """Keep only groups whose total rewards differ (equal rewards carry no signal)."""
+    keep = [i for idx in by_group(trajs).values()
+            if group_is_informative([rewards[i] for i in idx]) for i in idx]
+    return [trajs[i] for i in keep], [rewards[i] for i in keep]
+
+
+# ------------------------------------------------------------------ model passes
 def batch_logprobs(model, batch: Batch, micro: int, temperature: float, use_autocast: bool):
     out = torch.zeros_like(batch.old_logprobs)
     with torch.no_grad():
@@ -38,29 +88,60 @@ def batch_logprobs(model, batch: Batch, micro: int, temperature: float, use_auto
     return out
 
 
-def drop_flat_groups(trajs: list[Trajectory], rewards: list[list[float]]):
-    """Keep only groups whose total rewards differ (equal rewards carry no signal)."""
-    totals: dict[int, set] = {}
-    for t, r in zip(trajs, rewards):
-        totals.setdefault(t.group, set()).add(round(sum(r), 9))
-    keep = [i for i, t in enumerate(trajs) if len(totals[t.group]) > 1]
-    return [trajs[i] for i in keep], [rewards[i] for i in keep]
+def batch_values(critic, batch: Batch, micro: int, use_autocast: bool) -> torch.Tensor:
+    from questline.models.critic import token_values
+    out = torch.zeros_like(batch.old_logprobs)
+    with torch.no_grad():
+        for s in range(0, len(batch), micro):
+            attn = batch.attention_mask[s:s + micro]
+            t = int(attn.sum(1).max())
+            out[s:s + micro, :t] = token_values(critic, batch.input_ids[s:s + micro, :t], attn[:, :t],
+                                                use_autocast=use_autocast)
+    return out
 
 
+def estimator_kwargs(cfg) -> dict:
+    """The recipe's hyper-parameters for the advantage estimators."""
+    return {"gamma": cfg.gamma, "lam": cfg.lam, "returns": cfg.returns, "norm_std": cfg.norm_std,
+            "step_gamma": cfg.step_gamma, "step_weight": cfg.step_weight, "baseline": cfg.baseline}
+
+
+def loss_kwargs(cfg) -> dict:
+    return {"clip_low": cfg.clip_low, "clip_high": cfg.clip_high, "dual_clip": cfg.dual_clip}
+
+
+# ------------------------------------------------------------------ one update
 def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temperature: float,
-              use_autocast: bool) -> dict:
-    """One iteration's policy update on a batch of trajectories. `cfg` is an RLConfig."""
+              use_autocast: bool, critic=None, critic_optimizer=None, train_policy: bool = True) -> dict:
+    """One iteration's update on a batch of trajectories. `cfg` is an RLConfig.
+    With a critic, it is trained on the same mini-batches (value loss, own optimizer);
+    `train_policy=False` trains only the critic (critic warm-up)."""
     micro = cfg.micro_batch_size
     # With one epoch over one mini-batch the update is exactly on-policy: the old
     # logprobs are the current ones, taken from the training forward pass itself.
     on_policy = cfg.ppo_epochs == 1 and cfg.minibatch_size >= len(batch)
-    if cfg.recompute_logprobs and not on_policy:
+    if (cfg.recompute_logprobs and not on_policy) or cfg.tis_cap:
         batch.old_logprobs = batch_logprobs(model, batch, micro, temperature, use_autocast)
+        on_policy = False
     if ref_model is not None:
         batch.ref_logprobs = batch_logprobs(ref_model, batch, micro, temperature, use_autocast)
+        if cfg.kl_in == "reward" and cfg.kl_coef > 0:
+            kl = kl_penalty(batch.old_logprobs, batch.ref_logprobs, cfg.kl_kind) * batch.loss_mask
+            batch.token_rewards = batch.token_rewards - cfg.kl_coef * kl
+    if critic is not None:
+        batch.values = batch_values(critic, batch, micro, use_autocast)
     batch.advantages, batch.returns = compute_advantages(
-        cfg.advantage, batch.token_rewards, batch.loss_mask, batch.group_ids)
+        cfg.advantage, batch.token_rewards, batch.loss_mask, batch.group_ids, values=batch.values,
+        turn_ids=batch.turn_ids, step_keys=batch.step_keys, **estimator_kwargs(cfg))
+    has_signal = bool(batch.advantages.any()) or (cfg.kl_coef > 0 and cfg.kl_in == "loss") or cfg.entropy_coef > 0
+    if not has_signal and critic is None:
+        # No signal (e.g. every group all-fail). Stepping anyway would let Adam's
+        # momentum keep moving the weights along stale gradients, so skip.
+        return {"skipped_update": 1.0, "lr": scheduler.get_last_lr()[0]}
+    train_policy = train_policy and has_signal
     model.train()
+    if critic is not None:
+        critic.train()
     stats: dict[str, list[float]] = {}
     for _ in range(cfg.ppo_epochs):
         for m0 in range(0, len(batch), cfg.minibatch_size):
@@ -70,39 +151,76 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
                 part = mb.select(range(s, min(s + micro, len(mb))))
                 t = int(part.attention_mask.sum(1).max())
                 mask = part.loss_mask[:, :t]
-                logp, ent = sequence_logprobs(
-                    model, part.input_ids[:, :t], part.attention_mask[:, :t], temperature=temperature,
-                    use_autocast=use_autocast, with_entropy=True)
-                old = logp.detach() if (on_policy and cfg.recompute_logprobs) else part.old_logprobs[:, :t]
-                per_tok, st = LOSSES[cfg.loss](logp, old, part.advantages[:, :t],
-                                               mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high)
-                if ref_model is not None and cfg.kl_coef > 0:
-                    kl = kl_penalty(logp, part.ref_logprobs[:, :t], cfg.kl_kind)
-                    per_tok = per_tok + cfg.kl_coef * kl
-                    st["kl"] = masked_mean(kl, mask).item()
-                if cfg.entropy_coef > 0:
-                    per_tok = per_tok - cfg.entropy_coef * ent
-                if cfg.aggregation == "token-mean":
-                    loss = aggregate(per_tok, mask, "token-mean", normaliser=n_tokens)
-                else:
-                    loss = aggregate(per_tok, mask, cfg.aggregation) * len(part) / len(mb)
-                loss.backward()
-                st["loss"] = loss.item()
-                st["entropy"] = masked_mean(ent.detach(), mask).item()
+                st: dict[str, float] = {}
+                if train_policy:
+                    st.update(_policy_backward(model, part, t, mask, cfg, on_policy, temperature,
+                                               use_autocast, n_tokens, len(mb)))
+                if critic is not None:
+                    st.update(_critic_backward(critic, part, t, mask, cfg, use_autocast, n_tokens, len(mb)))
                 for k, v in st.items():
                     stats.setdefault(k, []).append(v)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            stats.setdefault("grad_norm", []).append(float(grad_norm))
+            if train_policy:
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                stats.setdefault("grad_norm", []).append(float(grad_norm))
+            if critic is not None:
+                torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.critic.max_grad_norm)
+                critic_optimizer.step()
+                critic_optimizer.zero_grad(set_to_none=True)
     model.eval()
+    if critic is not None:
+        critic.eval()
     out = {k: sum(v) / len(v) for k, v in stats.items()}
-    out["loss"] = sum(stats["loss"])  # summed over micro-batches = the mini-batch loss
+    if "loss" in stats:
+        out["loss"] = sum(stats["loss"]) / (cfg.ppo_epochs * -(-len(batch) // cfg.minibatch_size))
     out["lr"] = scheduler.get_last_lr()[0]
+    out["advantage_abs"] = masked_mean(batch.advantages.abs(), batch.loss_mask).item()
     return out
 
 
+def _scale(loss_per_token, mask, cfg, n_tokens, n_mb, n_part):
+    if cfg.aggregation == "token-mean":
+        return aggregate(loss_per_token, mask, "token-mean", normaliser=n_tokens)
+    return aggregate(loss_per_token, mask, cfg.aggregation) * n_part / n_mb
+
+
+def _policy_backward(model, part: Batch, t, mask, cfg, on_policy, temperature, use_autocast,
+                     n_tokens, n_mb) -> dict[str, float]:
+    logp, ent = sequence_logprobs(model, part.input_ids[:, :t], part.attention_mask[:, :t],
+                                  temperature=temperature, use_autocast=use_autocast, with_entropy=True)
+    old = logp.detach() if (on_policy and cfg.recompute_logprobs) else part.old_logprobs[:, :t]
+    per_tok, st = LOSSES.get(cfg.loss)(logp, old, part.advantages[:, :t], mask, **loss_kwargs(cfg))
+    if cfg.tis_cap:
+        w = truncated_importance_weights(old, part.rollout_logprobs[:, :t], cfg.tis_cap)
+        per_tok = per_tok * w
+        st["tis_weight"] = masked_mean(w, mask).item()
+    if part.ref_logprobs is not None and cfg.kl_coef > 0:
+        kl = kl_penalty(logp, part.ref_logprobs[:, :t], cfg.kl_kind)
+        if cfg.kl_in == "loss":
+            per_tok = per_tok + cfg.kl_coef * kl
+        st["kl"] = masked_mean(kl.detach(), mask).item()
+    if cfg.entropy_coef > 0:
+        per_tok = per_tok - cfg.entropy_coef * ent
+    loss = _scale(per_tok, mask, cfg, n_tokens, n_mb, len(part))
+    loss.backward()
+    st["loss"] = loss.item()
+    st["entropy"] = masked_mean(ent.detach(), mask).item()
+    return st
+
+
+def _critic_backward(critic, part: Batch, t, mask, cfg, use_autocast, n_tokens, n_mb) -> dict[str, float]:
+    from questline.models.critic import token_values
+    values = token_values(critic, part.input_ids[:, :t], part.attention_mask[:, :t], use_autocast=use_autocast)
+    per_tok, st = value_loss(values, part.values[:, :t], part.returns[:, :t], mask, cfg.critic.value_clip)
+    loss = _scale(per_tok, mask, cfg, n_tokens, n_mb, len(part))
+    loss.backward()
+    st["value_loss"] = loss.item()
+    return st
+
+
+# ------------------------------------------------------------------ rollouts
 def rollout_metrics(trajs: list[Trajectory], rewards: list[list[float]]) -> dict:
     n = max(len(trajs), 1)
     ok = [t for t in trajs if not t.infra_failed]
@@ -119,25 +237,73 @@ def rollout_metrics(trajs: list[Trajectory], rewards: list[list[float]]) -> dict
     }
 
 
+def temperature_at(rcfg: RolloutConfig, cfg, progress: float) -> float:
+    if cfg.temperature_end is None:
+        return rcfg.temperature
+    return rcfg.temperature + (cfg.temperature_end - rcfg.temperature) * min(max(progress, 0.0), 1.0)
+
+
+def collect(engine, chat, taskset: TaskSet, it: int, recipe, rcfg: RolloutConfig, progress: float):
+    """Roll out this iteration's groups -> (metrics of the first round, valid
+    trajectories to train on, their rewards, all trajectories). Infra-failed episodes never enter group statistics. With DAPO's
+    dynamic sampling, extra rounds of fresh tasks top the batch up with informative
+    groups (bounded by rl.dynamic_sampling_rounds)."""
+    cfg, seed = recipe.rl, recipe.seed
+    tasks = taskset.batch(it, cfg.tasks_per_iter)
+    trajs = rollout(engine, chat, tasks, rcfg, group_size=cfg.group_size,
+                    seed=derive_seed(seed, "rl", it), env_cfg=recipe.env.config)
+    valid = [t for t in trajs if not t.infra_failed]
+    rewards = episode_rewards(valid, cfg, rcfg, progress)
+    metrics = rollout_metrics(trajs, rewards)
+    if cfg.filter_groups or cfg.dynamic_sampling_rounds:
+        valid, rewards = drop_flat_groups(valid, rewards)
+    rounds = 0
+    while cfg.dynamic_sampling_rounds and rounds < cfg.dynamic_sampling_rounds and \
+            len(by_group(valid)) < cfg.tasks_per_iter:
+        rounds += 1
+        rng = random.Random(derive_seed(seed, "dynamic", it, rounds))
+        extra = rollout(engine, chat, rng.sample(taskset.tasks, min(cfg.tasks_per_iter, len(taskset))), rcfg,
+                        group_size=cfg.group_size, seed=derive_seed(seed, "rl", it, rounds),
+                        env_cfg=recipe.env.config)
+        for t in extra:
+            t.group += rounds * cfg.tasks_per_iter  # keep group ids distinct across rounds
+        trajs += extra
+        ok = [t for t in extra if not t.infra_failed]
+        more_valid, more_rewards = drop_flat_groups(ok, episode_rewards(ok, cfg, rcfg, progress))
+        valid, rewards = valid + more_valid, rewards + more_rewards
+    if cfg.dynamic_sampling_rounds:  # at most tasks_per_iter groups, in order
+        groups = by_group(valid)
+        idx = [i for g in sorted(groups)[: cfg.tasks_per_iter] for i in groups[g]]
+        valid, rewards = [valid[i] for i in idx], [rewards[i] for i in idx]
+    metrics["sampling_rounds"] = rounds + 1
+    return metrics, valid, rewards, trajs
+
+
+# ------------------------------------------------------------------ the loop
 def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *, iterations: int,
              ref_model=None, logger: MetricsLogger | None = None, progress=None,
              stop_after: int | None = None) -> int:
     """Run RL iterations [resume point, iterations). Returns the last finished iteration + 1.
     `stop_after` ends the call early after that many iterations (tests, time budgets)."""
-    cfg, seed = recipe.rl, recipe.seed
-    rcfg = RolloutConfig(**recipe.rollout.model_dump())
+    cfg = recipe.rl
+    rcfg = rollout_config(recipe)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
     use_autocast = recipe.model.autocast
     optimizer = make_optimizer(model, cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, cfg.warmup_iters))
+    critic = critic_optimizer = None
+    if cfg.needs_critic:
+        from questline.models.critic import build_critic
+        critic = build_critic(model, seed=derive_seed(recipe.seed, "critic"))
+        critic_optimizer = make_optimizer(critic, cfg.critic.lr)
+    if cfg.kl_coef > 0 and ref_model is None:
+        ref_model = copy.deepcopy(model)  # the policy RL starts from (before any resume)
     start = 0
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
         load_weights(model, ckpt)
-        start = load_trainer_state(ckpt, optimizer, scheduler)["iteration"] + 1
+        start = load_trainer_state(ckpt, optimizer, scheduler, critic, critic_optimizer)["iteration"] + 1
     logger = logger or MetricsLogger(run_dir, resume_after=start - 1 if ckpt else None)
-    if cfg.kl_coef > 0 and ref_model is None:
-        ref_model = copy.deepcopy(model)
     if ref_model is not None:
         ref_model.eval().requires_grad_(False)
     engine = HFEngine(model, pad_id, autocast=use_autocast)
@@ -145,21 +311,18 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     done = start
     for it in range(start, iterations):
         t0 = time.perf_counter()
-        tasks = taskset.batch(it, cfg.tasks_per_iter)
-        trajs = rollout(engine, chat, tasks, rcfg, group_size=cfg.group_size,
-                        seed=derive_seed(seed, "rl", it), env_cfg=recipe.env.config)
+        frac = it / max(iterations, 1)
+        temperature = temperature_at(rcfg, cfg, frac)
+        it_rcfg = rollout_config(recipe, temperature=temperature)
+        metrics, valid, rewards, trajs = collect(engine, chat, taskset, it, recipe, it_rcfg, frac)
         t_rollout = time.perf_counter() - t0
-        valid = [t for t in trajs if not t.infra_failed]  # infra failures never enter group stats
-        rewards = [shape_rewards(cfg.reward, t, progress=it / max(iterations, 1)) for t in valid]
-        metrics = rollout_metrics(trajs, rewards)
-        if cfg.filter_groups:
-            valid, rewards = drop_flat_groups(valid, rewards)
-        metrics["trained_episodes"] = len(valid)
+        metrics.update(trained_episodes=len(valid), temperature=temperature)
         if valid:
             batch = Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)])
             metrics.update(rl_update(model, ref_model, optimizer, scheduler, batch, cfg,
-                                     temperature=max(rcfg.temperature, 1e-6) if rcfg.temperature > 0 else 1.0,
-                                     use_autocast=use_autocast))
+                                     temperature=temperature if temperature > 0 else 1.0,
+                                     use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
+                                     train_policy=it >= cfg.critic.warmup_iters or critic is None))
         engine.update_weights()  # the engine shares the model: just drop stale caches
         metrics["rollout_s"] = t_rollout
         metrics["iter_s"] = time.perf_counter() - t0
@@ -173,7 +336,7 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
         every = recipe.run.checkpoint_every
         if last or (every and done % every == 0):
             save_checkpoint(run_dir, it, model, tokenizer, optimizer, scheduler,
-                            keep=recipe.run.keep_checkpoints)
+                            keep=recipe.run.keep_checkpoints, critic=critic, critic_optimizer=critic_optimizer)
         if progress:
             progress(done, iterations, f"success {metrics['success']:.2f}")
         if stop_after is not None and done - start >= stop_after:
@@ -188,8 +351,8 @@ def load_weights(model, path: Path) -> None:
     model.load_state_dict(loaded.state_dict())
 
 
-def rollout_config(recipe) -> RolloutConfig:
-    return RolloutConfig(**recipe.rollout.model_dump())
+def rollout_config(recipe, **changes) -> RolloutConfig:
+    return RolloutConfig(**{**recipe.rollout.model_dump(), **changes})
 
 
-__all__ = ["rl_update", "train_rl", "rollout_config", "replace"]
+__all__ = ["rl_update", "train_rl", "rollout_config", "collect", "drop_flat_groups"]

@@ -74,13 +74,14 @@ class ToyEnv(Env):
         self.invalid += invalid
         lost = lost or self.streak >= MAX_INVALID
         truncated = not (won or lost) and self.steps >= self.budget
+        info: dict[str, Any] = {"state_key": self.state_key()}
         if not (won or lost or truncated):
-            return Step(obs, reward)
+            return Step(obs, reward, info=info)
         self.done = True
         metrics = self.metrics()
         if won:
             metrics.update(success=1.0, score=1.0)
-        info: dict[str, Any] = {"metrics": metrics}
+        info["metrics"] = metrics
         if truncated:
             info["truncated"] = True
         return Step(obs, reward, True, info)

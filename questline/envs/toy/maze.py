@@ -129,6 +129,9 @@ class MazeEnv(ToyEnv):
                 return name
         raise RuntimeError("no move towards the goal")  # unreachable: the goal is connected
 
+    def state_key(self) -> str:
+        return f"{self.pos[0]},{self.pos[1]}"
+
     def _view(self) -> str:
         """Compass to the goal and the open exits, e.g. 'Goal: 2 east, 1 north. Exits: north.'"""
         (r, c), (gr, gc) = self.pos, self.goal

@@ -130,6 +130,9 @@ class ShopEnv(ToyEnv):
                 self._gain = self.share
                 return
 
+    def state_key(self) -> str:
+        return "".join("1" if g else "0" for g in self.got)
+
     def _score(self) -> float:
         return sum(self.got) / len(self.got)
 
