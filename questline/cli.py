@@ -90,6 +90,14 @@ def cmd_gen_data(args) -> None:
     print(f"wrote {len(rows)} oracle trajectories to {args.out}")
 
 
+def cmd_sweep(args) -> None:
+    from questline.experiments.sweep import load_sweep, run_sweep
+    path = Path(args.recipe)
+    if not path.exists() and (RECIPES / "sweeps" / path.name).exists():
+        path = RECIPES / "sweeps" / path.name
+    run_sweep(load_sweep(path, args.overrides), root=args.root)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="questline", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -112,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     gd.add_argument("--out", required=True)
     gd.add_argument("--n", type=int, default=0, help="episodes (default: the whole train set)")
     gd.add_argument("--tokenizer", default="", help="also write token ids with this policy's tokenizer")
+    sw = add("sweep", cmd_sweep, "run a sweep file (variants x seeds) and write a report with plots")
+    sw.add_argument("--root", default="runs", help="directory for the sweep's runs")
     args = p.parse_args(argv)
     try:
         args.fn(args)

@@ -44,9 +44,10 @@ def rl_rows(run_dir: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("advantage", ["grpo", "gae"])  # gae: PPO, so the critic must resume too
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path, advantage):
     recipe = tmp_path / "resume.yaml"
-    recipe.write_text(RECIPE)
+    recipe.write_text(RECIPE.replace("rl: {", f"rl: {{advantage: {advantage}, "))
     full, killed = tmp_path / "full", tmp_path / "killed"
 
     finish(run_cli(recipe, full), full)
@@ -70,5 +71,9 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     wa = load_file(full / "checkpoints" / "iter-000005" / "model.safetensors")
     wb = load_file(killed / "checkpoints" / "iter-000005" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    if advantage == "gae":
+        ca = load_file(full / "checkpoints" / "iter-000005" / "critic" / "model.safetensors")
+        cb = load_file(killed / "checkpoints" / "iter-000005" / "critic" / "model.safetensors")
+        assert all(torch.equal(ca[k], cb[k]) for k in ca)
     assert json.loads((full / "results.json").read_text())["rl"] == \
         json.loads((killed / "results.json").read_text())["rl"]

@@ -1,5 +1,12 @@
 from questline.algos.advantages import ADVANTAGES, compute_advantages
-from questline.algos.losses import LOSSES, aggregate, kl_penalty, masked_mean, truncated_importance_weights, value_loss
+from questline.algos.losses import (
+           LOSSES,
+           aggregate,
+           kl_penalty,
+           masked_mean,
+           truncated_importance_weights,
+           value_loss,
+)
 
 CRITIC_ESTIMATORS = ("gae", "gae_turn")  # estimators that need a learned value model
 

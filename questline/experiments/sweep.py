@@ -1,0 +1,173 @@
+"""Sweeps: one base recipe, named variants (lists of dotted overrides) and seeds.
+
+    recipe: recipes/quickstart.yaml      # the base recipe
+    name: algorithms                     # runs/<name>/<variant>-s<seed>/
+    overrides: [rl.lr=5e-4]              # applied to every variant
+    seeds: [0, 1]
+    variants:
+      grpo: [rl.advantage=grpo]
+      ppo:  [rl.advantage=gae]
+
+When every variant only changes RL-time settings (rl.*, rollout.*, eval.*), the
+untrained evaluation and SFT run once per seed in runs/<name>/base-s<seed>/ and
+every variant starts RL from that same policy: the comparison isolates the RL
+choice. The report is a table (held-out success, RL - SFT with its 95% interval,
+RL wall time) printed and written to report.md/json, plus learning curves as PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+from pydantic import Field
+from rich.console import Console
+from rich.table import Table
+
+from questline.core import ConfigError
+from questline.experiments.recipe import _Strict, load_recipe
+
+RL_TIME = ("rl.", "rollout.", "eval.", "run.")  # overrides that keep the SFT stage shareable
+
+
+class Sweep(_Strict):
+    recipe: str
+    name: str = "sweep"
+    overrides: list[str] = Field(default_factory=list)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    variants: dict[str, list[str]]
+
+
+def load_sweep(path: str | Path, extra: list[str] = ()) -> Sweep:
+    from pydantic import ValidationError
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"sweep file not found: {path}")
+    try:
+        sweep = Sweep.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as e:
+        raise ConfigError(f"invalid sweep {path}: {e}") from None
+    sweep.overrides = list(sweep.overrides) + list(extra)
+    base = Path(sweep.recipe)
+    if not base.is_absolute() and not base.exists():
+        base = path.parent / sweep.recipe
+    sweep.recipe = str(base)
+    for variant, ovs in sweep.variants.items():  # fail before any training on a bad variant
+        load_recipe(sweep.recipe, sweep.overrides + ovs + [f"name={sweep.name}-{variant}"])
+    return sweep
+
+
+def _shares_sft(sweep: Sweep) -> bool:
+    return all(o.split("=", 1)[0].startswith(RL_TIME) for ovs in sweep.variants.values() for o in ovs)
+
+
+def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None = None) -> list[dict]:
+    from questline.train.pipeline import Pipeline
+    console = console or Console()
+    out_dir = Path(root) / sweep.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shared = _shares_sft(sweep)
+    rows = []
+    for seed in sweep.seeds:
+        common = sweep.overrides + [f"seed={seed}"]
+        base_dir = out_dir / f"base-s{seed}"
+        if shared:
+            recipe = load_recipe(sweep.recipe, common + [f"name=base-s{seed}", f"run.dir={base_dir}"])
+            Pipeline(recipe, console).run(("sft",))
+        for variant, ovs in sweep.variants.items():
+            run_dir = out_dir / f"{variant}-s{seed}"
+            recipe = load_recipe(sweep.recipe, common + ovs + [f"name={variant}-s{seed}", f"run.dir={run_dir}"])
+            if shared:
+                _seed_from_base(base_dir, run_dir)
+            console.rule(f"{sweep.name}: {variant} (seed {seed})")
+            t0 = time.perf_counter()
+            results = Pipeline(recipe, console).run(("sft", "rl"))
+            rows.append(_row(variant, seed, run_dir, results, time.perf_counter() - t0))
+    write_report(sweep, rows, out_dir, console)
+    return rows
+
+
+def _seed_from_base(base_dir: Path, run_dir: Path) -> None:
+    """Start a variant from the shared base: same initial policy, SFT policy and
+    their evaluations (results.json keeps only those stages)."""
+    if (run_dir / "results.json").exists():
+        return  # already started (resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for sub in ("init", "sft"):
+        if (base_dir / sub).exists() and not (run_dir / sub).exists():
+            shutil.copytree(base_dir / sub, run_dir / sub)
+    results = json.loads((base_dir / "results.json").read_text())
+    keep = {k: v for k, v in results.items() if k in ("untrained", "sft")}
+    (run_dir / "results.json").write_text(json.dumps(keep, indent=2))
+
+
+def _row(variant: str, seed: int, run_dir: Path, results: dict, wall: float) -> dict:
+    rl_s = sum(m.get("iter_s", 0.0) for m in read_metrics(run_dir, "rl"))
+    g = lambda stage: results.get(stage, {}).get("greedy", {})  # noqa: E731
+    diff = results.get("rl_minus_sft", {})
+    return {"variant": variant, "seed": seed, "run_dir": str(run_dir),
+            "sft": g("sft").get("success"), "rl": g("rl").get("success"),
+            "rl_ci": [g("rl").get("ci_low"), g("rl").get("ci_high")],
+            "diff": diff.get("diff"), "diff_ci": [diff.get("ci_low"), diff.get("ci_high")],
+            "rl_seconds": rl_s, "wall_seconds": wall}
+
+
+def read_metrics(run_dir: Path, stage: str) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    last: dict[int, dict] = {}
+    for r in rows:  # a resumed run may log an iteration twice: keep the last
+        if r.get("stage") == stage:
+            last[r["step"]] = r
+    return [last[k] for k in sorted(last)]
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def write_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console) -> None:
+    table = Table(title=f"{sweep.name}: held-out success (greedy)")
+    for col in ("variant", "seed", "SFT", "RL", "RL - SFT [95% CI]", "verdict", "RL time"):
+        table.add_column(col)
+    md = ["| variant | seed | SFT | RL | RL - SFT [95% CI] | verdict | RL time (s) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lo, hi = r["diff_ci"]
+        verdict = "-" if lo is None else ("better" if lo > 0 else "worse" if hi < 0 else "within noise")
+        d = "-" if r["diff"] is None else f"{r['diff']:+.1%} [{lo:+.1%}, {hi:+.1%}]"
+        cells = (r["variant"], str(r["seed"]), _pct(r["sft"]), _pct(r["rl"]), d, verdict, f"{r['rl_seconds']:.0f}")
+        table.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+    console.print(table)
+    (out_dir / "report.md").write_text("\n".join(md) + "\n")
+    (out_dir / "report.json").write_text(json.dumps(rows, indent=2))
+    png = plot_curves(rows, out_dir / "curves.png", title=sweep.name)
+    console.print(f"report: {out_dir / 'report.md'}, curves: {png}")
+
+
+def plot_curves(rows: list[dict], path: Path, title: str = "", key: str = "success",
+                smooth: int = 5) -> Path:
+    """Training success per RL iteration (moving average), one line per run."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in rows:
+        ys = [m.get(key, 0.0) for m in read_metrics(Path(r["run_dir"]), "rl")]
+        if not ys:
+            continue
+        avg = [sum(ys[max(0, i - smooth + 1):i + 1]) / len(ys[max(0, i - smooth + 1):i + 1]) for i in range(len(ys))]
+        ax.plot(range(len(avg)), avg, label=f"{r['variant']} s{r['seed']}")
+    ax.set_xlabel("RL iteration")
+    ax.set_ylabel(f"training {key} (moving average of {smooth})")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
