@@ -250,3 +250,17 @@ def test_value_loss_clipping_by_hand():
     assert stats["value_clip_frac"] == 0.5
     plain, _ = value_loss(v, old, ret, torch.ones(1, 2), clip=None)
     assert torch.allclose(plain, torch.tensor([[0.5, 0.5]]))
+
+
+def test_readme_extending_example_registers_a_working_estimator():
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    code = readme.split("## Extending", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    exec(code, {})
+    try:
+        r = torch.zeros(3, 2)
+        r[:, -1] = torch.tensor([1.0, 0.0, 0.5])
+        adv, _ = compute_advantages("max_baseline", r, torch.ones(3, 2), torch.zeros(3, dtype=torch.long))
+        assert torch.allclose(adv[:, 0], torch.tensor([0.0, -1.0, -0.5]))
+    finally:
+        ADVANTAGES.pop("max_baseline", None)

@@ -64,3 +64,15 @@ def test_rl_update_moves_toward_rewarded_episodes(toy_model, toy_tokenizer):
     assert float(((after - before) * batch.advantages).sum()) > 0
     assert gain[0] > gain[1]
     assert stats["ratio_mean"] == 1.0 and stats["clip_frac"] == 0.0  # exactly on-policy
+
+
+def test_paired_interval_by_hand_and_tighter_than_unpaired():
+    from questline.train.evaluate import diff_interval, paired_diff_interval
+    mean, lo, hi = paired_diff_interval({"a": 1, "b": 0, "c": 0, "d": 1}, {"a": 1, "b": 1, "c": 0, "d": 1, "e": 1})
+    assert mean == 0.25 and abs(lo - (0.25 - 0.49)) < 1e-9 and abs(hi - 0.74) < 1e-9  # sd 0.5, n 4
+    # 200 tasks: RL solves the 60 SFT solves plus 10 more -> paired CI excludes 0, unpaired does not
+    before = {str(i): float(i < 60) for i in range(200)}
+    after = {str(i): float(i < 70) for i in range(200)}
+    _, plo, _ = paired_diff_interval(before, after)
+    ulo, _ = diff_interval(0.3, 200, 0.35, 200)
+    assert plo > 0 > ulo

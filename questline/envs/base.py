@@ -9,7 +9,9 @@ An environment is a plain Python object:
 `env.instructions` is the system prompt (rules, tools, action format).
 `env.oracle_action()` returns an expert's next action from the current state,
 so demonstrations come out of the same rollout code as the policy's episodes.
-At the end of an episode `step.info["metrics"]` holds at least `success` (0/1)
+A step whose action could not be parsed or executed sets `step.info["invalid_action"]`
+(RL can penalise it: `rl.invalid_penalty`); `step.info["state_key"]` identifies the
+state for GiGPO. At the end of an episode `step.info["metrics"]` holds at least `success` (0/1)
 and `score` (0..1). A failure of the environment itself (not the agent) sets
 `step.info["infra_error"]`.
 """

@@ -83,6 +83,9 @@ class RLConfig(_Strict):
     baseline: bool = True  # reinforce_pp: subtract the group mean return before whitening
     # optimisation
     lr: float = Field(1e-4, gt=0)
+    adam_eps: float = Field(1e-8, gt=0)
+    adam_beta2: float = Field(0.95, gt=0, lt=1)
+    freeze_embeddings: bool = False  # keep the (tied) token embeddings fixed during RL
     warmup_iters: int = Field(0, ge=0)
     tasks_per_iter: int = Field(16, gt=0)
     group_size: int = Field(8, gt=0)
@@ -103,6 +106,7 @@ class RLConfig(_Strict):
     # batch shaping
     filter_groups: bool = False  # drop groups whose rewards are all equal (no signal)
     dynamic_sampling_rounds: int = Field(0, ge=0)  # DAPO: extra rounds to fill the batch with informative groups
+    invalid_penalty: float = Field(0.0, ge=0)  # subtracted on each turn with an invalid action
     overlong_buffer: int = Field(0, ge=0)  # tokens before max_context_tokens where the length penalty ramps
     overlong_penalty: float = Field(1.0, ge=0)  # penalty at max_context_tokens
     # exploration

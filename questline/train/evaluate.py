@@ -25,6 +25,22 @@ def diff_interval(p1: float, n1: int, p2: float, n2: int, z: float = 1.96) -> tu
     return p2 - p1 - half, p2 - p1 + half
 
 
+def paired_diff_interval(before: dict[str, float], after: dict[str, float], z: float = 1.96):
+    """(mean difference, low, high): 95% interval for mean(after - before) over the
+    tasks both were evaluated on. Two policies on the *same* held-out tasks are
+    paired data: most tasks are solved by both or by neither, so the paired interval
+    is much tighter than treating the two success rates as independent."""
+    keys = sorted(set(before) & set(after))
+    d = [after[k] - before[k] for k in keys]
+    n = len(d)
+    if n < 2:
+        return (d[0] if d else 0.0), -1.0, 1.0
+    mean = sum(d) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in d) / (n - 1))
+    half = z * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
 @dataclass
 class EvalResult:
     n: int
@@ -36,6 +52,7 @@ class EvalResult:
     tokens: float  # mean context length per episode
     truncated: float
     by_difficulty: dict[str, float] = field(default_factory=dict)
+    per_task: dict[str, float] = field(default_factory=dict)  # task id -> success (mean over samples)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -53,6 +70,9 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
     for t in ok:
         by.setdefault(t.task.difficulty, []).append(float(t.success))
     mean = lambda xs: sum(xs) / max(len(xs), 1)  # noqa: E731
+    per_task: dict[str, list[float]] = {}
+    for t in ok:
+        per_task.setdefault(t.task.id, []).append(float(t.success))
     return EvalResult(
         n=n, success=wins / max(n, 1), ci_low=lo, ci_high=hi,
         score=mean([t.metrics.get("score", 0.0) for t in ok]),
@@ -60,6 +80,7 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
         tokens=mean([len(t.ids) for t in ok]),
         truncated=mean([float(t.truncated) for t in ok]),
         by_difficulty={k: mean(v) for k, v in sorted(by.items())},
+        per_task={k: mean(v) for k, v in per_task.items()},
     )
 
 

@@ -21,7 +21,7 @@ from questline.models import build_model, load_policy, resolve_policy, save_poli
 from questline.models.presets import count_parameters
 from questline.rollout import rollout
 from questline.train.checkpoint import latest_checkpoint
-from questline.train.evaluate import EvalResult, diff_interval, evaluate
+from questline.train.evaluate import EvalResult, diff_interval, evaluate, paired_diff_interval
 from questline.train.logging import MetricsLogger, progress_bar
 from questline.train.rl import rollout_config, train_rl
 from questline.train.sft import train_sft
@@ -171,11 +171,16 @@ class Pipeline:
         got = dict(rows)
         if "sft" in got and "rl" in got:
             a, b = got["sft"], got["rl"]
-            lo, hi = diff_interval(a.success, a.n, b.success, b.n)
+            if a.per_task and b.per_task:  # same held-out tasks: paired interval
+                diff, lo, hi = paired_diff_interval(a.per_task, b.per_task)
+                how = "paired over the same tasks"
+            else:  # results.json from before per-task successes were kept
+                diff, (lo, hi) = b.success - a.success, diff_interval(a.success, a.n, b.success, b.n)
+                how = "unpaired"
             verdict = ("RL beats SFT beyond noise" if lo > 0 else
                        "RL is worse than SFT beyond noise" if hi < 0 else "difference within noise")
-            self.say(f"RL - SFT: {b.success - a.success:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}]): {verdict}")
-            self.results["rl_minus_sft"] = {"diff": b.success - a.success, "ci_low": lo, "ci_high": hi}
+            self.say(f"RL - SFT: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], {how}): {verdict}")
+            self.results["rl_minus_sft"] = {"diff": diff, "ci_low": lo, "ci_high": hi, "paired": bool(a.per_task)}
             self._save_results()
 
 

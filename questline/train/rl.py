@@ -46,11 +46,14 @@ def overlong_penalty(traj: Trajectory, max_tokens: int, buffer: int, penalty: fl
 
 
 def episode_rewards(trajs: list[Trajectory], cfg, rcfg: RolloutConfig, progress: float) -> list[list[float]]:
-    """Per-turn rewards of each episode: the reward scheme, plus the overlong penalty
-    on the last turn."""
+    """Per-turn rewards of each episode: the reward scheme, minus rl.invalid_penalty on
+    each turn whose action the env rejected (info["invalid_action"]), plus the overlong
+    penalty on the last turn."""
     out = []
     for t in trajs:
         r = shape_rewards(cfg.reward, t, progress=progress)
+        if cfg.invalid_penalty:
+            r = [x - cfg.invalid_penalty * bool(turn.info.get("invalid_action")) for x, turn in zip(r, t.turns)]
         if r and cfg.overlong_buffer:
             r[-1] += overlong_penalty(t, rcfg.max_context_tokens, cfg.overlong_buffer, cfg.overlong_penalty)
         out.append(r)
@@ -289,7 +292,10 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     rcfg = rollout_config(recipe)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
     use_autocast = recipe.model.autocast
-    optimizer = make_optimizer(model, cfg.lr)
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(False)
+    optimizer = make_optimizer(model, cfg.lr, eps=cfg.adam_eps, betas=(0.9, cfg.adam_beta2))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, cfg.warmup_iters))
     critic = critic_optimizer = None
     if cfg.needs_critic:

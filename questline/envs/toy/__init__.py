@@ -75,6 +75,8 @@ class ToyEnv(Env):
         lost = lost or self.streak >= MAX_INVALID
         truncated = not (won or lost) and self.steps >= self.budget
         info: dict[str, Any] = {"state_key": self.state_key()}
+        if invalid:
+            info["invalid_action"] = True
         if not (won or lost or truncated):
             return Step(obs, reward, info=info)
         self.done = True
