@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench bench-algorithms lint clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rollout.py
 	$(BIN)/python benchmarks/train_step.py
+
+# Every RL algorithm from one SFT policy on the quickstart task (~25 min on 2 cores):
+# runs/algorithms/report.md and curves.png
+bench-algorithms: $(STAMP)
+	$(BIN)/questline sweep algorithms
 
 lint: $(STAMP)
 	$(BIN)/ruff check questline tests benchmarks

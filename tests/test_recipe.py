@@ -44,3 +44,30 @@ def test_cli_reports_a_bad_field_clearly(capsys, tmp_path):
     assert main(["train", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "rollout.max_turn" in err and "did you mean 'max_turns'" in err
+
+
+def test_recipe_base_inheritance_merges_sections(tmp_path):
+    from questline.experiments.recipe import load_recipe
+    (tmp_path / "a.yaml").write_text("name: a\nrl: {lr: 0.001, group_size: 4}\nsft: {epochs: 2}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yaml").write_text("base: ../a.yaml\nname: b\nrl: {advantage: rloo}\n")
+    r = load_recipe(tmp_path / "sub" / "b.yaml", ["rl.group_size=6"])
+    assert (r.name, r.rl.advantage, r.rl.lr, r.rl.group_size, r.sft.epochs) == ("b", "rloo", 0.001, 6, 2)
+    (tmp_path / "a.yaml").write_text("base: sub/b.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_recipe(tmp_path / "sub" / "b.yaml")
+
+
+def test_every_shipped_recipe_and_sweep_is_valid():
+    from pathlib import Path
+
+    from questline.experiments.recipe import load_recipe
+    from questline.experiments.sweep import load_sweep
+    root = Path(__file__).parent.parent / "recipes"
+    recipes = sorted(root.rglob("*.yaml"))
+    assert len(recipes) >= 10
+    for path in recipes:
+        if path.parent.name == "sweeps":
+            load_sweep(path)
+        else:
+            load_recipe(path)

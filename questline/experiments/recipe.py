@@ -239,11 +239,30 @@ def recipe_from_dict(data: dict, overrides: list[str] = ()) -> Recipe:
         raise ConfigError(_explain(e)) from None
 
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_recipe_yaml(path: str | Path, _seen: tuple = ()) -> dict:
+    """A recipe file as a dict. `base: other.yaml` (relative to the file) inherits
+    that recipe; the file's own sections are merged over it, key by key."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"recipe file not found: {path}")
-    return recipe_from_dict(yaml.safe_load(path.read_text()), overrides)
+    if path.resolve() in _seen:
+        raise ConfigError(f"recipe {path}: 'base' chain loops back to itself")
+    data = yaml.safe_load(path.read_text()) or {}
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return _merge(read_recipe_yaml(path.parent / base, _seen + (path.resolve(),)), data)
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    return recipe_from_dict(read_recipe_yaml(path), overrides)
 
 
 def dump_recipe(recipe: Recipe, path: str | Path) -> None:
