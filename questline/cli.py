@@ -90,12 +90,18 @@ def cmd_gen_data(args) -> None:
     print(f"wrote {len(rows)} oracle trajectories to {args.out}")
 
 
+def sweep_path(name: str) -> Path:
+    """A sweep file by path, or by name in recipes/sweeps/ ('algorithms')."""
+    path = Path(name)
+    for candidate in (RECIPES / "sweeps" / path.name, RECIPES / "sweeps" / f"{path.name}.yaml"):
+        if not path.exists() and candidate.exists():
+            return candidate
+    return path
+
+
 def cmd_sweep(args) -> None:
     from questline.experiments.sweep import load_sweep, run_sweep
-    path = Path(args.recipe)
-    if not path.exists() and (RECIPES / "sweeps" / path.name).exists():
-        path = RECIPES / "sweeps" / path.name
-    run_sweep(load_sweep(path, args.overrides), root=args.root)
+    run_sweep(load_sweep(sweep_path(args.recipe), args.overrides), root=args.root)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -144,3 +144,10 @@ def test_sweep_rejects_a_bad_variant_before_training(tmp_path):
     from questline.core import ConfigError
     with pytest.raises(ConfigError, match="unknown advantage estimator 'nope'"):
         load_sweep(tmp_path / "sweep.yaml")
+
+
+def test_sweep_names_resolve_to_shipped_files(capsys):
+    from questline.cli import main, sweep_path
+    assert sweep_path("algorithms").name == "algorithms.yaml"
+    assert main(["sweep", "no-such-sweep"]) == 2
+    assert "sweep file not found: no-such-sweep" in capsys.readouterr().err
