@@ -217,11 +217,10 @@ def _per_turn(token_rewards, values, mask, turn_ids):
     idx = turn_ids.clamp(min=0)
     turn_rew = torch.zeros(b, k).scatter_add_(1, idx, token_rewards * on)
     turn_mask = torch.zeros(b, k).scatter_add_(1, idx, on.float()).clamp(max=1)
-    # first policy token of each turn: scatter in reverse so the earliest one wins
-    turn_val = torch.zeros(b, k)
-    for t in reversed(range(token_rewards.shape[1])):
-        sel = on[:, t]
-        turn_val[sel, idx[sel, t]] = values[sel, t]
+    # a turn's policy tokens are contiguous: its first one follows a token of another turn
+    prev = torch.nn.functional.pad(turn_ids[:, :-1], (1, 0), value=-1)
+    first = on & (turn_ids != prev)
+    turn_val = torch.zeros(b, k).scatter_add_(1, idx, values * first)
     return turn_mask, turn_rew, turn_val
 
 

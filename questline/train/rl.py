@@ -79,28 +79,27 @@ def drop_flat_groups(trajs: list[Trajectory], rewards: list[list[float]]):
 
 
 # ------------------------------------------------------------------ model passes
-def batch_logprobs(model, batch: Batch, micro: int, temperature: float, use_autocast: bool):
+def _per_micro_batch(batch: Batch, micro: int, fn) -> torch.Tensor:
+    """[B, T] from `fn(input_ids, attention_mask) -> [b, t]` run without gradients
+    on micro-batches, each cut to its longest sequence."""
     out = torch.zeros_like(batch.old_logprobs)
     with torch.no_grad():
         for s in range(0, len(batch), micro):
             attn = batch.attention_mask[s:s + micro]
             t = int(attn.sum(1).max())
-            lp, _ = sequence_logprobs(model, batch.input_ids[s:s + micro, :t], attn[:, :t],
-                                      temperature=temperature, use_autocast=use_autocast)
-            out[s:s + micro, :t] = lp
+            out[s:s + micro, :t] = fn(batch.input_ids[s:s + micro, :t], attn[:, :t])
     return out
+
+
+def batch_logprobs(model, batch: Batch, micro: int, temperature: float, use_autocast: bool):
+    return _per_micro_batch(batch, micro, lambda ids, attn: sequence_logprobs(
+        model, ids, attn, temperature=temperature, use_autocast=use_autocast)[0])
 
 
 def batch_values(critic, batch: Batch, micro: int, use_autocast: bool) -> torch.Tensor:
     from questline.models.critic import token_values
-    out = torch.zeros_like(batch.old_logprobs)
-    with torch.no_grad():
-        for s in range(0, len(batch), micro):
-            attn = batch.attention_mask[s:s + micro]
-            t = int(attn.sum(1).max())
-            out[s:s + micro, :t] = token_values(critic, batch.input_ids[s:s + micro, :t], attn[:, :t],
-                                                use_autocast=use_autocast)
-    return out
+    return _per_micro_batch(batch, micro, lambda ids, attn: token_values(
+        critic, ids, attn, use_autocast=use_autocast))
 
 
 def estimator_kwargs(cfg) -> dict:
