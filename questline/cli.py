@@ -37,22 +37,37 @@ def cmd_sft(args) -> None:
 
 
 def cmd_eval(args) -> None:
+    from rich.console import Console
+
     from questline.agent import ChatTokens
     from questline.inference import HFEngine
     from questline.models import resolve_policy
     from questline.train.evaluate import evaluate
-    from questline.train.pipeline import task_sets
+    from questline.train.pipeline import env_metrics_table, task_sets
     from questline.train.rl import rollout_config
     recipe = _recipe(args.recipe, args.overrides)
-    model, tok = resolve_policy(args.policy)
-    chat = ChatTokens(tok)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else chat.eot_id
     _, heldout = task_sets(recipe)
-    engine = HFEngine(model.eval(), pad, autocast=recipe.model.autocast)
+    if args.agent == "model":
+        if not args.policy:
+            raise ConfigError("eval: --policy is required with --agent model")
+        model, tok = resolve_policy(args.policy)
+        engine = HFEngine(model.eval(), tok.pad_token_id if tok.pad_token_id is not None else ChatTokens(tok).eot_id,
+                          autocast=recipe.model.autocast)
+    else:  # a scripted agent still needs a tokenizer for the token-level trajectory
+        from questline.data.corpus import oracle_texts
+        from questline.models import train_tokenizer
+        tok = resolve_policy(args.policy)[1] if args.policy else train_tokenizer(
+            oracle_texts(heldout.tasks[:20], recipe.env.config), vocab_size=recipe.model.vocab_size)
+        engine = None
+    chat = ChatTokens(tok)
     res, _ = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
-                      temperature=recipe.eval.temperature, seed=recipe.seed, env_cfg=recipe.env.config)
-    print(f"{args.policy} on {recipe.env.name}: success {res}  score {res.score:.3f}  "
+                      temperature=recipe.eval.temperature, seed=recipe.seed, env_cfg=recipe.env.config,
+                      policy=args.agent)
+    name = args.policy if args.agent == "model" else f"{args.agent} agent"
+    print(f"{name} on {recipe.env.name}: success {res}  score {res.score:.3f}  "
           f"turns {res.turns:.1f}  by difficulty {res.by_difficulty}")
+    if res.env_metrics:
+        Console().print(env_metrics_table([(name, res)], f"{recipe.env.name}: {len(heldout)} held-out tasks"))
 
 
 def cmd_gen_data(args) -> None:
@@ -120,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     add("train", cmd_train, "run a recipe: SFT then RL, with held-out evaluation")
     add("sft", cmd_sft, "run only the SFT stage of a recipe")
     ev = add("eval", cmd_eval, "evaluate a policy on a recipe's held-out tasks")
-    ev.add_argument("--policy", required=True, help="HF directory or smollm2-135m-instruct")
+    ev.add_argument("--agent", default="model", help="model (needs --policy), oracle, or a baseline the env "
+                    "defines (travelplanner: greedy, random)")
+    ev.add_argument("--policy", default="", help="HF directory or smollm2-135m-instruct")
     ev.add_argument("--sampled", action="store_true", help="sample instead of greedy decoding")
     gd = add("gen-data", cmd_gen_data, "write oracle trajectories to jsonl")
     gd.add_argument("--out", required=True)

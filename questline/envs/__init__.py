@@ -14,6 +14,7 @@ from questline.envs.base import (
 
 register("toy/maze", "questline.envs.toy.maze:MazeEnv")
 register("toy/shop", "questline.envs.toy.shop:ShopEnv")
+register("travelplanner", "questline.envs.travelplanner.env:TravelPlannerEnv")
 
 __all__ = [
     "DIFFICULTIES", "Env", "ToolError", "call_tool", "env_class", "generate_tasks", "make",

@@ -44,6 +44,18 @@ class Env(ABC):
     def oracle_action(self) -> str:
         raise NotImplementedError(f"{type(self).__name__} has no oracle")
 
+    def scripted_action(self, policy: str) -> str:
+        """The next action of a scripted policy: 'oracle', or a baseline the env defines."""
+        if policy == "oracle":
+            return self.oracle_action()
+        raise ConfigError(f"{self.name} has no scripted policy '{policy}' (it has: oracle)")
+
+    @classmethod
+    def aggregate(cls, trajs: list) -> dict[str, float]:
+        """Benchmark-level metrics over finished episodes (e.g. TravelPlanner's official
+        table); {} when the env has none beyond success and score."""
+        return {}
+
     def state_key(self) -> str | None:
         """A hashable summary of the environment state (for GiGPO's step groups): two
         episodes of the same task in the same state must give the same key. Envs put

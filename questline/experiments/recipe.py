@@ -72,6 +72,7 @@ class RLConfig(_Strict):
     advantage: str = "grpo"  # any name in questline.algos.ADVANTAGES
     loss: str = "ppo_clip"  # any name in questline.algos.LOSSES
     reward: str = "sparse"  # any name in questline.rewards.REWARDS
+    reward_args: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the scheme
     aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
     # estimator hyper-parameters (each estimator takes the ones it uses)
     returns: Literal["episode", "to_go"] = "episode"  # Monte-Carlo estimators: outcome or return-to-go
@@ -130,6 +131,15 @@ class RLConfig(_Strict):
         from questline.rewards import REWARDS
         return _registered("reward scheme", REWARDS, v)
 
+    @model_validator(mode="after")
+    def _reward_args(self) -> RLConfig:
+        from questline.rewards import check_reward_args
+        try:
+            check_reward_args(self.reward, self.reward_args)
+        except ValueError as e:
+            raise ValueError(f"reward_args: {e}") from None
+        return self
+
     @property
     def needs_critic(self) -> bool:
         from questline.algos import CRITIC_ESTIMATORS
@@ -179,6 +189,10 @@ class Recipe(_Strict):
         if self.env.name not in registered():
             raise ValueError(f"env.name: unknown environment '{self.env.name}' "
                              f"(allowed: {', '.join(registered())})")
+        syntax = self.env.config.get("syntax")
+        if syntax is not None and syntax != self.rollout.action_format:
+            raise ValueError(f"rollout.action_format: '{self.rollout.action_format}' does not match "
+                             f"env.config.syntax '{syntax}'; set both to the same value")
         if self.model.preset is None and self.model.path is None:
             raise ValueError("model: set model.preset or model.path")
         return self

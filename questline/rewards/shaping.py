@@ -6,6 +6,9 @@ sparse      the final success (0/1) on the last turn, 0 elsewhere
 score       the final score (0..1) on the last turn
 dense       the environment's turn rewards (normalised so a won episode sums to 1)
 curriculum  dense early, sparse late: (1 - progress) * dense + progress * sparse
+
+Schemes over constraint metrics (TravelPlanner) are in `constraints.py`. A scheme
+takes keyword arguments from the recipe's `rl.reward_args`.
 """
 
 from __future__ import annotations
@@ -25,25 +28,35 @@ def _final(traj: Trajectory, value: float) -> list[float]:
 
 
 @register("sparse")
-def sparse(traj: Trajectory, progress: float = 0.0) -> list[float]:
+def sparse(traj: Trajectory, progress: float = 0.0, **_) -> list[float]:
     return _final(traj, traj.metrics.get("success", 0.0))
 
 
 @register("score")
-def score(traj: Trajectory, progress: float = 0.0) -> list[float]:
+def score(traj: Trajectory, progress: float = 0.0, **_) -> list[float]:
     return _final(traj, traj.metrics.get("score", 0.0))
 
 
 @register("dense")
-def dense(traj: Trajectory, progress: float = 0.0) -> list[float]:
+def dense(traj: Trajectory, progress: float = 0.0, **_) -> list[float]:
     return list(traj.turn_rewards)
 
 
 @register("curriculum")
-def curriculum(traj: Trajectory, progress: float = 0.0) -> list[float]:
+def curriculum(traj: Trajectory, progress: float = 0.0, **_) -> list[float]:
     w = min(max(progress, 0.0), 1.0)
     return [(1 - w) * d + w * s for d, s in zip(dense(traj), sparse(traj))]
 
 
-def shape_rewards(name: str, traj: Trajectory, progress: float = 0.0) -> list[float]:
-    return REWARDS.get(name)(traj, progress)
+def shape_rewards(name: str, traj: Trajectory, progress: float = 0.0, **args) -> list[float]:
+    return REWARDS.get(name)(traj, progress, **args)
+
+
+def check_reward_args(name: str, args: dict) -> None:
+    """Raise ValueError naming any argument the scheme does not take."""
+    import inspect
+    params = inspect.signature(REWARDS.get(name)).parameters
+    allowed = [p for p in params if p not in ("traj", "progress", "_")]
+    bad = sorted(set(args) - set(allowed))
+    if bad:
+        raise ValueError(f"reward scheme '{name}' takes no argument(s) {bad} (allowed: {', '.join(allowed) or 'none'})")

@@ -3,9 +3,10 @@
 Every task is played `group_size` times from the identical start state (the env
 is rebuilt from the task). All live episodes generate together, one turn per
 engine call; an episode that ends leaves the batch at once, so finished episodes
-never cost compute and never hold the others back. The same loop runs the oracle
-(demonstrations for SFT) with `policy="oracle"`: then actions come from
-`env.oracle_action()` and are tokenised, and nothing else changes.
+never cost compute and never hold the others back. The same loop runs scripted
+policies: `policy="oracle"` (demonstrations for SFT) or any other name an env
+knows (`env.scripted_action(policy)`, e.g. TravelPlanner's `greedy` and `random`
+baselines): their actions are tokenised, and nothing else changes.
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def rollout(
     turn = 0
     while live:
         t0 = time.perf_counter()
-        if policy == "oracle":
-            gens = [_oracle_generation(e.env, chat) for e in live]
+        if policy != "model":
+            gens = [_scripted_generation(e.env, chat, policy) for e in live]
         else:
             gens = engine.generate([e.traj.ids for e in live], params, [e.session for e in live],
                                    seed=derive_seed(seed, "turn", turn))
@@ -95,8 +96,8 @@ def rollout(
     return [e.traj for e in episodes]
 
 
-def _oracle_generation(env, chat: ChatTokens) -> Generation:
-    ids = chat.action_ids(env.oracle_action())
+def _scripted_generation(env, chat: ChatTokens, policy: str) -> Generation:
+    ids = chat.action_ids(env.scripted_action(policy))
     return Generation(ids, [0.0] * len(ids), "stop")
 
 

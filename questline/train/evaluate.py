@@ -53,6 +53,8 @@ class EvalResult:
     truncated: float
     by_difficulty: dict[str, float] = field(default_factory=dict)
     per_task: dict[str, float] = field(default_factory=dict)  # task id -> success (mean over samples)
+    env_metrics: dict[str, float] = field(default_factory=dict)  # the env's own table (Env.aggregate)
+    per_task_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> task id -> mean
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +64,7 @@ class EvalResult:
 
 
 def summarise(trajs: list[Trajectory]) -> EvalResult:
+    from questline.envs import env_class
     ok = [t for t in trajs if not t.infra_failed]
     n = len(ok)
     wins = sum(t.success for t in ok)
@@ -73,6 +76,11 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
     per_task: dict[str, list[float]] = {}
     for t in ok:
         per_task.setdefault(t.task.id, []).append(float(t.success))
+    env_metrics = env_class(ok[0].task.env).aggregate(ok) if ok else {}
+    per_metric: dict[str, dict[str, list[float]]] = {}
+    for key in ("commonsense_macro", "hard_macro") if "commonsense_macro" in env_metrics else ():
+        for t in ok:
+            per_metric.setdefault(key, {}).setdefault(t.task.id, []).append(t.metrics.get(key, 0.0))
     return EvalResult(
         n=n, success=wins / max(n, 1), ci_low=lo, ci_high=hi,
         score=mean([t.metrics.get("score", 0.0) for t in ok]),
@@ -81,12 +89,14 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
         truncated=mean([float(t.truncated) for t in ok]),
         by_difficulty={k: mean(v) for k, v in sorted(by.items())},
         per_task={k: mean(v) for k, v in per_task.items()},
+        env_metrics=env_metrics,
+        per_task_metrics={m: {k: mean(v) for k, v in d.items()} for m, d in per_metric.items()},
     )
 
 
 def evaluate(engine, chat, tasks, cfg: RolloutConfig, *, greedy: bool = True,
              temperature: float = 1.0, seed: int = 0, env_cfg: dict | None = None,
-             progress=None) -> tuple[EvalResult, list[Trajectory]]:
+             progress=None, policy: str = "model") -> tuple[EvalResult, list[Trajectory]]:
     cfg = replace(cfg, temperature=0.0 if greedy else temperature, top_p=1.0)
-    trajs = rollout(engine, chat, tasks, cfg, seed=seed, env_cfg=env_cfg, progress=progress)
+    trajs = rollout(engine, chat, tasks, cfg, seed=seed, env_cfg=env_cfg, progress=progress, policy=policy)
     return summarise(trajs), trajs

@@ -168,6 +168,9 @@ class Pipeline:
             table.add_row(stage, f"{res.success:.1%}", f"[{res.ci_low:.1%}, {res.ci_high:.1%}]",
                           f"{res.score:.3f}", f"{res.turns:.1f}")
         self.console.print(table)
+        if any(res.env_metrics for _, res in rows):
+            self.console.print(env_metrics_table(rows, f"{self.recipe.name}: {self.recipe.env.name} metrics "
+                                                       f"({len(self.heldout)} held-out tasks, greedy)"))
         got = dict(rows)
         if "sft" in got and "rl" in got:
             a, b = got["sft"], got["rl"]
@@ -177,11 +180,36 @@ class Pipeline:
             else:  # results.json from before per-task successes were kept
                 diff, (lo, hi) = b.success - a.success, diff_interval(a.success, a.n, b.success, b.n)
                 how = "unpaired"
-            verdict = ("RL beats SFT beyond noise" if lo > 0 else
-                       "RL is worse than SFT beyond noise" if hi < 0 else "difference within noise")
-            self.say(f"RL - SFT: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], {how}): {verdict}")
+            self.say(f"RL - SFT success: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], {how}): {_verdict(lo, hi)}")
             self.results["rl_minus_sft"] = {"diff": diff, "ci_low": lo, "ci_high": hi, "paired": bool(a.per_task)}
+            for metric in sorted(set(a.per_task_metrics) & set(b.per_task_metrics)):
+                diff, lo, hi = paired_diff_interval(a.per_task_metrics[metric], b.per_task_metrics[metric])
+                self.say(f"RL - SFT {metric}: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], paired): "
+                         f"{_verdict(lo, hi)}")
+                self.results[f"rl_minus_sft_{metric}"] = {"diff": diff, "ci_low": lo, "ci_high": hi, "paired": True}
             self._save_results()
+
+
+def _verdict(lo: float, hi: float) -> str:
+    return ("RL beats SFT beyond noise" if lo > 0 else
+            "RL is worse than SFT beyond noise" if hi < 0 else "difference within noise")
+
+
+METRIC_NAMES = {  # TravelPlanner's official names
+    "delivery_rate": "Delivery Rate", "commonsense_micro": "Commonsense Micro",
+    "commonsense_macro": "Commonsense Macro", "hard_micro": "Hard Micro", "hard_macro": "Hard Macro",
+    "final_pass": "Final Pass Rate"}
+
+
+def env_metrics_table(rows: list[tuple[str, EvalResult]], title: str) -> Table:
+    keys = list(dict.fromkeys(k for _, res in rows for k in res.env_metrics))
+    table = Table(title=title)
+    table.add_column("stage")
+    for k in keys:
+        table.add_column(METRIC_NAMES.get(k, k))
+    for stage, res in rows:
+        table.add_row(stage, *(f"{res.env_metrics[k]:.1%}" if k in res.env_metrics else "" for k in keys))
+    return table
 
 
 def _iteration_of(ckpt: Path | None) -> int | None:

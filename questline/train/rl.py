@@ -51,7 +51,7 @@ def episode_rewards(trajs: list[Trajectory], cfg, rcfg: RolloutConfig, progress:
     penalty on the last turn."""
     out = []
     for t in trajs:
-        r = shape_rewards(cfg.reward, t, progress=progress)
+        r = shape_rewards(cfg.reward, t, progress=progress, **cfg.reward_args)
         if cfg.invalid_penalty:
             r = [x - cfg.invalid_penalty * bool(turn.info.get("invalid_action")) for x, turn in zip(r, t.turns)]
         if r and cfg.overlong_buffer:

@@ -1,0 +1,195 @@
+"""TravelPlanner tools and environment: official messages, renderings, CSV round trip,
+episode rules, both syntaxes, fault injection."""
+
+import json
+
+import pytest
+
+from questline.agent import parse_action
+from questline.core import ConfigError, Task
+from questline.envs import make
+from questline.envs.travelplanner.database import Database
+from questline.envs.travelplanner.env import format_call, format_plan, split_action
+from questline.envs.travelplanner.tools import INVALID_ACTION, Tools
+
+
+def small_db() -> Database:
+    cities = {"Denver": "Colorado", "Austin": "Texas", "Dallas": "Texas", "Houston": "Texas", "El Paso": "Texas"}
+    flights = [
+        {"Flight Number": "F0000001", "Price": 200, "DepTime": "07:10", "ArrTime": "09:40",
+         "ActualElapsedTime": "2 hours 30 minutes", "FlightDate": "2022-03-01", "OriginCityName": "Denver",
+         "DestCityName": "Austin", "Distance": 1250.0},
+        {"Flight Number": "F0000002", "Price": 180, "DepTime": "18:00", "ArrTime": "20:20",
+         "ActualElapsedTime": "2 hours 20 minutes", "FlightDate": "2022-03-03", "OriginCityName": "Austin",
+         "DestCityName": "Denver", "Distance": 1250.0},
+    ]
+    hotels = [{"NAME": "Cozy Loft", "price": 120.0, "room type": "Private room", "house_rules": "No smoking",
+               "minimum nights": 1.0, "maximum occupancy": 2, "review rate number": 4.0, "city": "Austin"}]
+    restaurants = [{"Name": name, "Average Cost": cost, "Cuisines": cuisines, "Aggregate Rating": 4.1, "City": "Austin"}
+                   for name, cost, cuisines in [("Blue Fig", 20, "Chinese, Cafe"), ("Red Oak", 35, "American"),
+                                                ("Salt Pan", 15, "Italian, Pizza"), ("Tin Cup", 25, "Mexican"),
+                                                ("Lime Tree", 30, "Indian")]]
+    attractions = [{"Name": name, "Latitude": 30.2, "Longitude": -97.7, "Address": "1 Main St", "Phone": "(512) 555-0101",
+                    "Website": "https://example.org", "City": "Austin"} for name in ("Zilker Park", "Capitol")]
+    distances = {("Denver", "Austin"): {"duration": "13 hours 40 mins", "distance": "1,481 km"},
+                 ("Austin", "Denver"): {"duration": "13 hours 38 mins", "distance": "1,480 km"},
+                 ("Denver", "Houston"): {"duration": "1 day 2 hours", "distance": "2,100 km"}}
+    return Database(cities, flights, hotels, restaurants, attractions, distances)
+
+
+QUERY = {"org": "Denver", "dest": "Austin", "days": 3, "visiting_city_number": 1,
+         "date": ["2022-03-01", "2022-03-02", "2022-03-03"], "people_number": 1, "budget": 1500,
+         "local_constraint": {"house rule": None, "cuisine": None, "room type": None, "transportation": None},
+         "level": "easy", "query": "Plan a 3-day trip from Denver to Austin for one person, budget $1,500."}
+
+PLAN = [
+    {"days": 1, "current_city": "from Denver to Austin",
+     "transportation": "Flight Number: F0000001, from Denver to Austin, Departure Time: 07:10, Arrival Time: 09:40",
+     "breakfast": "-", "attraction": "Zilker Park, Austin;", "lunch": "Blue Fig, Austin", "dinner": "Red Oak, Austin",
+     "accommodation": "Cozy Loft, Austin"},
+    {"days": 2, "current_city": "Austin", "transportation": "-", "breakfast": "Salt Pan, Austin",
+     "attraction": "Capitol, Austin;", "lunch": "Tin Cup, Austin", "dinner": "Lime Tree, Austin",
+     "accommodation": "Cozy Loft, Austin"},
+    {"days": 3, "current_city": "from Austin to Denver",
+     "transportation": "Flight Number: F0000002, from Austin to Denver, Departure Time: 18:00, Arrival Time: 20:20",
+     "breakfast": "-", "attraction": "-", "lunch": "-", "dinner": "-", "accommodation": "-"},
+]
+
+
+@pytest.fixture(scope="module")
+def world_dir(tmp_path_factory):
+    return str(small_db().save(tmp_path_factory.mktemp("tpdb")))
+
+
+def task() -> Task:
+    return Task("tp-test", "travelplanner", "easy", QUERY)
+
+
+# ---------------------------------------------------------------- tools
+def test_tools_answer_with_the_official_messages():
+    tools = Tools(small_db())
+    ok = tools.call("FlightSearch", ["Denver", "Austin", "2022-03-01"])
+    assert ok.ok and "F0000001" in ok.text and "Flight Number" in ok.text
+    assert tools.call("FlightSearch", ["Denver", "Austin", "2022-03-02"]).text == \
+        "There is no flight from Denver to Austin on 2022-03-02."
+    assert tools.call("FlightSearch", ["Denver", "Austin", "March 1"]).text == "'March 1' is not in the format YYYY-MM-DD"
+    assert not tools.call("FlightSearch", ["Gotham", "Austin", "2022-03-01"]).ok
+    assert tools.call("FlightSearch", ["Denver", "Austin"]).text == "Illegal Flight Search. Please try again."
+    # official costs: self-driving int(km * 0.05), taxi int(km); a drive of days is no valid information
+    assert tools.call("GoogleDistanceMatrix", ["Denver", "Austin", "self-driving"]).text.endswith("cost: 74")
+    assert tools.call("GoogleDistanceMatrix", ["Denver", "Austin", "taxi"]).text.endswith("cost: 1481")
+    assert tools.call("GoogleDistanceMatrix", ["Denver", "Houston", "taxi"]).text == "No valid information."
+    assert "no valid information" in tools.call("GoogleDistanceMatrix", ["Austin", "Dallas", "taxi"]).text
+    assert not tools.call("GoogleDistanceMatrix", ["Denver", "Austin", "walk"]).ok
+    # the official accommodation API answers an empty city with the attraction message
+    assert tools.call("AccommodationSearch", ["Dallas"]).text == "There is no attraction in this city."
+    assert tools.call("RestaurantSearch", ["Dallas"]).text == "There is no restaurant in this city."
+    assert tools.call("CitySearch", ["Texas"]).text == "['Austin', 'Dallas', 'Houston', 'El Paso']"
+    assert tools.call("CitySearch", ["Atlantis"]).text == "Invalid State"
+    assert tools.call("Teleport", ["Austin"]).text == INVALID_ACTION
+    assert tools.call("NotebookWrite", ["Austin restaurants"]).text.endswith("its index is 0.")
+    assert "Blue Fig" not in tools.notebook[0]["Content"]  # it stored the last search: the Texas cities
+
+
+def test_compact_rendering_holds_the_same_information():
+    db = small_db()
+    for call in (("AccommodationSearch", ["Austin"]), ("RestaurantSearch", ["Austin"]),
+                 ("AttractionSearch", ["Austin"]), ("FlightSearch", ["Denver", "Austin", "2022-03-01"])):
+        table, compact = Tools(db, "table").call(*call), Tools(db, "compact").call(*call)
+        assert table.rows == compact.rows
+        assert len(compact.text) < len(table.text)
+        for row in table.rows:
+            for value in row.values():
+                cell = f"{value:.1f}" if isinstance(value, float) and value.is_integer() else str(value)
+                assert cell in table.text and cell in compact.text
+
+
+def test_a_world_written_to_csv_and_read_back_gives_identical_tool_outputs(world_dir):
+    db, back = small_db(), Database.load(world_dir)
+    calls = [("FlightSearch", ["Denver", "Austin", "2022-03-01"]), ("FlightSearch", ["Austin", "Denver", "2022-03-03"]),
+             ("GoogleDistanceMatrix", ["Denver", "Austin", "taxi"]), ("GoogleDistanceMatrix", ["Denver", "Houston", "taxi"]),
+             ("AccommodationSearch", ["Austin"]), ("RestaurantSearch", ["Austin"]), ("AttractionSearch", ["Austin"]),
+             ("CitySearch", ["Texas"])]
+    for render in ("table", "compact"):
+        a, b = Tools(db, render), Tools(back, render)
+        for name, args in calls:
+            assert a.call(name, args) == b.call(name, args), (name, args)
+
+
+# ---------------------------------------------------------------- episodes
+def test_oracle_like_episode_delivers_a_passing_plan(world_dir):
+    env = make("travelplanner", world=world_dir)
+    assert env.reset(task()).startswith("Query: ")
+    for action in ("FlightSearch[Denver, Austin, 2022-03-01]", "AccommodationSearch[Austin]"):
+        step = env.step(action)
+        assert not step.done and "invalid_action" not in step.info
+    step = env.step(format_plan(PLAN, "react"))
+    assert step.done
+    m = step.info["metrics"]
+    assert m["delivered"] == 1.0 and m["final_pass"] == 1.0 and m["success"] == 1.0 and m["score"] == 1.0
+
+
+@pytest.mark.parametrize("actions,stop", [
+    (["AttractionSearch[Austin]"] * 3, "repeated_action"),
+    (["Teleport[Austin]", "FlightSearch[Austin]", "hello"], "consecutive_errors"),
+    (["Planner[[{'days': 1, 'current_city': 'Austin'"], "malformed_plan"),
+])
+def test_episode_ends_undelivered(world_dir, actions, stop):
+    env = make("travelplanner", world=world_dir)
+    env.reset(task())
+    for action in actions:
+        step = env.step(action)
+    assert step.done and step.info["stop"] == stop
+    assert step.info["metrics"]["delivered"] == 0.0 and step.info["metrics"]["success"] == 0.0
+
+
+def test_max_steps_truncates(world_dir):
+    env = make("travelplanner", world=world_dir, max_steps=2)
+    env.reset(task())
+    env.step("CitySearch[Texas]")
+    step = env.step("AttractionSearch[Austin]")
+    assert step.done and step.info["truncated"] and step.info["stop"] == "max_steps"
+
+
+def test_json_syntax_round_trips_through_the_agent_parser(world_dir):
+    env = make("travelplanner", world=world_dir, syntax="json")
+    env.reset(task())
+    call = format_call("FlightSearch", ["Denver", "Austin", "2022-03-01"], "json")
+    assert call.startswith("<tool_call>") and json.loads(call[11:-12])["arguments"]["date"] == "2022-03-01"
+    step = env.step(parse_action("I will search.\n" + call, "json"))
+    assert "F0000001" in step.observation
+    step = env.step(parse_action(format_plan(PLAN, "json"), "json"))
+    assert step.done and step.info["metrics"]["final_pass"] == 1.0
+    assert split_action("Planner[[1, 2]]") == ("Planner", "[1, 2]")
+
+
+def test_sole_planning_accepts_a_bare_plan(world_dir):
+    env = make("travelplanner", world=world_dir, mode="sole-planning")
+    env.reset(task())
+    step = env.step(json.dumps(PLAN))
+    assert step.done and step.info["metrics"]["final_pass"] == 1.0
+
+
+def test_bad_config_names_the_field(world_dir):
+    with pytest.raises(ConfigError, match="env.config.mode"):
+        make("travelplanner", world=world_dir, mode="three-stage")
+    with pytest.raises(ConfigError, match="unknown key"):
+        make("travelplanner", world=world_dir, wrold="mini")
+    with pytest.raises(ConfigError, match="faults.rate"):
+        make("travelplanner", world=world_dir, faults={"rate": 2})
+
+
+def test_faults_are_injected_and_recorded(world_dir):
+    env = make("travelplanner", world=world_dir, faults={"rate": 1.0, "kinds": ["timeout"], "exclude_infra": True})
+    env.reset(task())
+    step = env.step("AttractionSearch[Austin]")
+    assert step.info["fault"] == "timeout" and step.info["infra_error"] and not step.done
+    counts = {}
+    for kind in ("error", "empty", "malformed"):
+        env = make("travelplanner", world=world_dir, faults={"rate": 1.0, "kinds": [kind]})
+        env.reset(task())
+        for _ in range(4):  # faults never count as the agent's errors or repeats
+            step = env.step("AttractionSearch[Austin]")
+            assert not step.done and step.info["fault"] == kind and "invalid_action" not in step.info
+        counts[kind] = env.metrics()[f"fault_{kind}"]
+    assert counts == {"error": 4.0, "empty": 4.0, "malformed": 4.0}
