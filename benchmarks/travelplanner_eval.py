@@ -97,6 +97,20 @@ class PandasOfficial:
             frame["name_str"] = frame[column].astype(str)
         self.city_state = dict(db.cities)
 
+    def tool(self, name: str, args: list[str]) -> str:
+        """The official tool APIs: boolean-mask lookups rendered with to_string."""
+        if name == "FlightSearch":
+            f = self.flights
+            rows = f[(f["OriginCityName"] == args[0]) & (f["DestCityName"] == args[1]) & (f["FlightDate"] == args[2])]
+        elif name == "GoogleDistanceMatrix":
+            cost = self.drive_cost(args[0], args[1], args[2])
+            return f"{args[2]}, from {args[0]} to {args[1]}, cost: {cost}"
+        else:
+            frame, column = {"AccommodationSearch": (self.hotels, "city"), "RestaurantSearch": (self.restaurants, "City"),
+                             "AttractionSearch": (self.attractions, "City")}[name]
+            rows = frame[frame[column] == args[0]].drop(columns=["name_str"])
+        return rows.to_string(index=False) if len(rows) else "There is no result."
+
     # lookups
     def match(self, frame, city_column, text):
         name, city = split_name_city(text)
@@ -535,7 +549,44 @@ def main():
     print(metrics_table(official_metrics([q for q, _ in cases], ours), "official metrics over these plans:"))
     print(f"\nplans evaluated per second (official mode): questline {ours_rate:,.0f}, pandas {pandas_rate:,.1f}"
           f"  -> {ours_rate / pandas_rate:,.0f}x faster")
-    print(f"questline strict mode: {strict_rate:,.0f} plans/s; total run {time.perf_counter() - t0:.1f}s")
+    print(f"questline strict mode: {strict_rate:,.0f} plans/s")
+    tool_rates(db, queries, baseline, args.min_seconds)
+    print(f"total run {time.perf_counter() - t0:.1f}s")
+
+
+def tool_calls_of(queries: list[dict]) -> list[tuple[str, list[str]]]:
+    """The searches a careful agent makes for each query: flights out and back,
+    drives, and the destination's hotels, restaurants and attractions."""
+    calls = []
+    for q in queries:
+        org, dest, dates = q["org"], q["dest"], q["date"]
+        city = dest if q["days"] == 3 else org
+        calls += [("FlightSearch", [org, dest, dates[0]]), ("FlightSearch", [dest, org, dates[-1]]),
+                  ("GoogleDistanceMatrix", [org, dest, "self-driving"]), ("GoogleDistanceMatrix", [org, dest, "taxi"]),
+                  ("AccommodationSearch", [city]), ("RestaurantSearch", [city]), ("AttractionSearch", [city])]
+    return calls
+
+
+def tool_rates(db: Database, queries: list[dict], baseline: PandasOfficial, min_seconds: float) -> None:
+    """Tool calls per second, questline's `Tools` (both renderings) vs the official
+    pandas lookups with `DataFrame.to_string(index=False)` as the official agent renders them."""
+    from questline.envs.travelplanner.tools import Tools
+    calls = tool_calls_of(queries)
+    rates = {}
+    for render in ("table", "compact"):
+        tools, t, n = Tools(db, render), time.perf_counter(), 0
+        while time.perf_counter() - t < min_seconds:
+            for name, args in calls:
+                tools.call(name, args)
+            n += len(calls)
+        rates[render] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for name, args in calls:
+        baseline.tool(name, args)
+    rates["pandas"] = len(calls) / (time.perf_counter() - t)
+    print(f"tool calls per second over {len(calls)} searches: questline table {rates['table']:,.0f}, "
+          f"compact {rates['compact']:,.0f}, pandas + to_string {rates['pandas']:,.1f}"
+          f"  -> {rates['table'] / rates['pandas']:,.0f}x faster (table)")
 
 
 if __name__ == "__main__":
