@@ -67,7 +67,8 @@ def cmd_eval(args) -> None:
     print(f"{name} on {recipe.env.name}: success {res}  score {res.score:.3f}  "
           f"turns {res.turns:.1f}  by difficulty {res.by_difficulty}")
     if res.env_metrics:
-        Console().print(env_metrics_table([(name, res)], f"{recipe.env.name}: {len(heldout)} held-out tasks"))
+        console = Console(width=max(Console().width, 130))  # the metric names stay readable
+        console.print(env_metrics_table([(name, res)], f"{recipe.env.name}: {len(heldout)} held-out tasks"))
 
 
 def cmd_gen_data(args) -> None:

@@ -193,3 +193,105 @@ def test_faults_are_injected_and_recorded(world_dir):
             assert not step.done and step.info["fault"] == kind and "invalid_action" not in step.info
         counts[kind] = env.metrics()[f"fault_{kind}"]
     assert counts == {"error": 4.0, "empty": 4.0, "malformed": 4.0}
+
+
+# ---------------------------------------------------------------- generated worlds, scripted agents
+MINI = {"world": "mini", "days": [3, 5, 7]}
+
+
+def mini_tasks(n_per_level: int = 4, seed: int = 0, **cfg) -> list[Task]:
+    from questline.envs import generate_tasks
+    return [t for lvl in ("easy", "medium", "hard")
+            for t in generate_tasks("travelplanner", n_per_level, lvl, seed, **{**MINI, **cfg})]
+
+
+def run_scripted(tasks, policy, **cfg):
+    from questline.envs.travelplanner.env import TravelPlannerEnv
+    trajs = []
+    for t in tasks:
+        env = make("travelplanner", **{**MINI, **cfg})
+        obs, observations, actions = env.reset(t), [], []
+        observations.append(obs)
+        while True:
+            action = env.scripted_action(policy)
+            step = env.step(parse_action(action, env.cfg["syntax"]))
+            actions.append(action)
+            observations.append(step.observation)
+            if step.done:
+                break
+        trajs.append((t, actions, observations, step.info))
+    return trajs, TravelPlannerEnv
+
+
+@pytest.mark.parametrize("syntax", ["react", "json"])
+def test_oracle_trajectory_replayed_through_the_env_yields_its_plan(syntax):
+    from questline.envs.travelplanner.evaluate import parse_plan
+    from questline.envs.travelplanner.oracle import solve
+    from questline.envs.travelplanner.world import generate_world
+    db = generate_world("mini", 0)
+    for t, actions, observations, info in run_scripted(mini_tasks(), "oracle", syntax=syntax)[0]:
+        assert info["metrics"]["final_pass"] == 1.0, t.spec
+        plan = info["plan"]
+        assert plan == solve(db, t.spec)
+        # every entity the plan names was in what the searches returned
+        seen = "\n".join(observations)
+        for day in plan:
+            for key in ("breakfast", "lunch", "dinner", "accommodation"):
+                if day[key] != "-":
+                    assert day[key].rsplit(",", 1)[0] in seen, (key, day[key])
+            if day["transportation"].startswith("Flight"):
+                assert day["transportation"].split(",")[0].split(": ")[1] in seen
+        assert parse_plan(parse_action(actions[-1], syntax)[len("Planner["):-1] if syntax == "react"
+                          else parse_action(actions[-1], syntax)[len("answer["):-1]) == plan
+
+
+def test_greedy_and_random_agents_fail_where_they_should():
+    tasks = mini_tasks(6)
+    greedy, env_cls = run_scripted(tasks, "greedy", eval_mode="strict")
+    for t, _, _, info in greedy:
+        assert info["metrics"]["delivered"] == 1.0
+        if t.difficulty in ("medium", "hard"):  # local constraints bind by construction
+            assert info["metrics"]["final_pass"] == 0.0, t.spec
+    rand, _ = run_scripted(tasks, "random")
+    assert sum(info["metrics"]["final_pass"] for *_, info in rand) == 0
+    assert all(info["metrics"]["delivered"] == 1.0 for *_, info in rand)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.05, 0.2])
+def test_fault_injection_rates_run_to_completion_and_are_recorded(rate):
+    from questline.agent import ChatTokens
+    from questline.data.corpus import oracle_texts
+    from questline.models import train_tokenizer
+    from questline.rollout import RolloutConfig, rollout
+    cfg = {**MINI, "faults": {"rate": rate}}
+    tasks = mini_tasks(4, **cfg)
+    tok = train_tokenizer(oracle_texts(tasks[:3], MINI), vocab_size=512)
+    trajs = rollout(None, ChatTokens(tok), tasks * 3, RolloutConfig(max_turns=30, max_context_tokens=100_000),
+                    policy="oracle", env_cfg=cfg)
+    assert all(t.done and not t.infra_failed for t in trajs)
+    faults = sum(t.metrics["faults"] for t in trajs)
+    flagged = sum(1 for t in trajs for turn in t.turns if turn.info.get("fault"))
+    assert faults == flagged
+    calls = sum(len(t.turns) - 1 for t in trajs)
+    if rate == 0.0:
+        assert faults == 0 and all(t.success for t in trajs)
+    else:
+        assert 0 < faults and abs(faults / calls - rate) < 3 * (rate / calls) ** 0.5 + 0.05
+        # the oracle retries a faulted search, so it still delivers its plan
+        assert all(t.metrics["delivered"] == 1.0 for t in trajs)
+
+
+@pytest.mark.parametrize("agent,expect", [("oracle", 1.0), ("greedy", None), ("random", 0.0)])
+def test_questline_eval_prints_the_official_table_for_scripted_agents(capsys, tmp_path, agent, expect):
+    from questline.cli import main
+    overrides = ["data.eval_size=24", "env.config.days=[3, 5, 7]", f"run.dir={tmp_path}/run", "rollout.max_turns=30",
+                 "rollout.max_new_tokens=2048", "rollout.max_context_tokens=100000"]
+    assert main(["eval", "quickstart", *overrides, "--agent", agent]) == 0
+    out = capsys.readouterr().out
+    assert "Final Pass Rate" in out and "Commonsense Macro" in out
+    final = float(out.split("success")[1].split("%")[0])
+    by_level = json.loads(out.split("by difficulty ")[1].split("\n")[0].replace("'", '"'))
+    if expect is not None:
+        assert final == 100 * expect
+    else:  # greedy: cheapest everywhere; local constraints bind, so it never passes a hard query
+        assert by_level["hard"] == 0.0 and by_level["medium"] == 0.0

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 from questline.inference.base import Generation, SamplingParams
 
@@ -48,6 +49,36 @@ def sample_next(
         probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
     ids = torch.multinomial(probs, 1, generator=generator)[:, 0]
     return ids, logp.gather(-1, ids[:, None])[:, 0]
+
+
+class _GrowingLayer(DynamicLayer):
+    """A cache layer that writes new keys/values in place into a buffer with spare
+    room, where `DynamicLayer` concatenates: a decode step then costs O(new tokens)
+    instead of copying the whole cache (at batch 150 x 1,000 cached tokens the copies
+    took over half the generation time)."""
+
+    def __init__(self, reserve: int = 0):
+        super().__init__()
+        self.reserve, self.length = reserve, 0
+        self._k = self._v = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self.length + key_states.shape[-2]
+        if self._k is None or end > self._k.shape[-2]:
+            cap = max(end + self.reserve, 2 * self.length)
+            k = key_states.new_empty(*key_states.shape[:-2], cap, key_states.shape[-1])
+            v = value_states.new_empty(*value_states.shape[:-2], cap, value_states.shape[-1])
+            if self.length:
+                k[..., : self.length, :] = self._k[..., : self.length, :]
+                v[..., : self.length, :] = self._v[..., : self.length, :]
+            self._k, self._v = k, v
+        self._k[..., self.length:end, :] = key_states
+        self._v[..., self.length:end, :] = value_states
+        self.length = end
+        self.keys, self.values = self._k[..., :end, :], self._v[..., :end, :]
+        return self.keys, self.values
 
 
 class HFEngine:
@@ -110,8 +141,9 @@ class HFEngine:
         new_len = [len(p) - c for p, (c, _) in zip(prompts, reuse)]
         p_max, n_max = max(past_len), max(new_len)
 
-        # Batched cache: cached prefixes left-padded to p_max.
+        # Batched cache: cached prefixes left-padded to p_max, with room for this call.
         cache = DynamicCache()
+        cache.layer_class_to_replicate = lambda: _GrowingLayer(reserve=n_max + params.max_new_tokens)
         if p_max > 0:
             sample_kv = next(s for _, s in reuse if s is not None).kv
             for layer, (k0, v0) in enumerate(sample_kv):

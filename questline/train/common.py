@@ -18,22 +18,42 @@ def autocast(model, enabled: bool):
     return torch.autocast(device, dtype=torch.bfloat16)
 
 
-def sequence_logprobs(model, input_ids, attention_mask, *, temperature: float = 1.0,
-                      use_autocast: bool = False, with_entropy: bool = False):
-    """[B, T] log p(ids[t] | ids[<t]) (0 at t = 0), from logits / temperature,
-    optionally with the per-token entropy of that distribution."""
+def selected_logits(model, input_ids, attention_mask, token_mask, use_autocast: bool = False):
+    """Logits only where they are needed: for each position t with token_mask[t] = 1
+    (t >= 1), the logits that predict input_ids[t]. Returns (logits [N, V] in fp32,
+    targets [N], selection [B, T-1]). The output head is applied to the selected
+    hidden states only: with a small model and a large vocabulary the head dominates
+    the cost, and in agent trajectories most tokens are observations."""
+    sel = token_mask[:, 1:].bool()
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     with autocast(model, use_autocast):
-        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    logits = logits[:, :-1].float()
+        if base is not None and head is not None:
+            hidden = base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            logits = head(hidden[:, :-1][sel])
+        else:  # a model we cannot split: full logits, then select
+            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][sel]
+    return logits.float(), input_ids[:, 1:][sel], sel
+
+
+def sequence_logprobs(model, input_ids, attention_mask, *, temperature: float = 1.0,
+                      use_autocast: bool = False, with_entropy: bool = False, token_mask=None):
+    """[B, T] log p(ids[t] | ids[<t]) from logits / temperature, optionally with the
+    per-token entropy of that distribution. Computed where token_mask is 1 (default:
+    every token after the first); 0 elsewhere."""
+    if token_mask is None:
+        token_mask = attention_mask
+    logits, targets, sel = selected_logits(model, input_ids, attention_mask, token_mask, use_autocast)
     if temperature > 0 and temperature != 1.0:
         logits = logits / temperature
     logp_all = F.log_softmax(logits, -1)
-    logp = logp_all.gather(-1, input_ids[:, 1:, None])[..., 0]
-    logp = F.pad(logp, (1, 0))
+    logp = torch.zeros(input_ids.shape, dtype=logp_all.dtype, device=logp_all.device)
+    logp[:, 1:][sel] = logp_all.gather(-1, targets[:, None])[:, 0]
     if not with_entropy:
         return logp, None
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, F.pad(entropy, (1, 0))
+    entropy = torch.zeros_like(logp)
+    entropy[:, 1:][sel] = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
 
 
 def pad_batch(trajs: list[Trajectory], pad_id: int):

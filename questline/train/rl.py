@@ -80,25 +80,26 @@ def drop_flat_groups(trajs: list[Trajectory], rewards: list[list[float]]):
 
 # ------------------------------------------------------------------ model passes
 def _per_micro_batch(batch: Batch, micro: int, fn) -> torch.Tensor:
-    """[B, T] from `fn(input_ids, attention_mask) -> [b, t]` run without gradients
-    on micro-batches, each cut to its longest sequence."""
+    """[B, T] from `fn(input_ids, attention_mask, loss_mask) -> [b, t]` run without
+    gradients on micro-batches, each cut to its longest sequence."""
     out = torch.zeros_like(batch.old_logprobs)
     with torch.no_grad():
         for s in range(0, len(batch), micro):
             attn = batch.attention_mask[s:s + micro]
             t = int(attn.sum(1).max())
-            out[s:s + micro, :t] = fn(batch.input_ids[s:s + micro, :t], attn[:, :t])
+            out[s:s + micro, :t] = fn(batch.input_ids[s:s + micro, :t], attn[:, :t],
+                                      batch.loss_mask[s:s + micro, :t])
     return out
 
 
 def batch_logprobs(model, batch: Batch, micro: int, temperature: float, use_autocast: bool):
-    return _per_micro_batch(batch, micro, lambda ids, attn: sequence_logprobs(
-        model, ids, attn, temperature=temperature, use_autocast=use_autocast)[0])
+    return _per_micro_batch(batch, micro, lambda ids, attn, mask: sequence_logprobs(
+        model, ids, attn, temperature=temperature, use_autocast=use_autocast, token_mask=mask)[0])
 
 
 def batch_values(critic, batch: Batch, micro: int, use_autocast: bool) -> torch.Tensor:
     from questline.models.critic import token_values
-    return _per_micro_batch(batch, micro, lambda ids, attn: token_values(
+    return _per_micro_batch(batch, micro, lambda ids, attn, _: token_values(
         critic, ids, attn, use_autocast=use_autocast))
 
 
@@ -191,7 +192,8 @@ def _scale(loss_per_token, mask, cfg, n_tokens, n_mb, n_part):
 def _policy_backward(model, part: Batch, t, mask, cfg, on_policy, temperature, use_autocast,
                      n_tokens, n_mb) -> dict[str, float]:
     logp, ent = sequence_logprobs(model, part.input_ids[:, :t], part.attention_mask[:, :t],
-                                  temperature=temperature, use_autocast=use_autocast, with_entropy=True)
+                                  temperature=temperature, use_autocast=use_autocast, with_entropy=True,
+                                  token_mask=mask)
     old = logp.detach() if (on_policy and cfg.recompute_logprobs) else part.old_logprobs[:, :t]
     per_tok, st = LOSSES.get(cfg.loss)(logp, old, part.advantages[:, :t], mask, **loss_kwargs(cfg))
     if cfg.tis_cap:

@@ -10,16 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from questline.core import Trajectory, derive_seed
-from questline.train.common import autocast, make_optimizer, pad_batch, warmup_cosine
+from questline.train.common import make_optimizer, pad_batch, selected_logits, warmup_cosine
 
 
 def sft_loss_sum(model, ids, attn, mask, use_autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(sum of next-token NLL over policy tokens, number of those tokens)."""
-    with autocast(model, use_autocast):
-        logits = model(input_ids=ids, attention_mask=attn).logits
-    nll = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:], reduction="none")
-    target_mask = mask[:, 1:]
-    return (nll * target_mask).sum(), target_mask.sum()
+    logits, targets, sel = selected_logits(model, ids, attn, mask, use_autocast)
+    return F.cross_entropy(logits, targets, reduction="sum"), sel.sum()
 
 
 def train_sft(model, demos: list[Trajectory], cfg, *, pad_id: int, seed: int, use_autocast: bool,

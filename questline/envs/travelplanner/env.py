@@ -60,6 +60,7 @@ PLAN_KEYS = "days, current_city, transportation, breakfast, attraction, lunch, d
 DEFAULTS: dict[str, Any] = {
     "world": "mini",          # mini | standard | official | a directory in the official layout
     "world_seed": 0,
+    "world_knobs": {},        # generated worlds: overrides of the scale's sizes (world.Scale fields)
     "official_dir": None,     # the official database directory (world: official)
     "queries_file": None,     # official-format queries (jsonl/csv) instead of generated ones
     "mode": "two-stage",
@@ -95,12 +96,19 @@ def check_config(cfg: dict) -> dict:
     return out
 
 
-@lru_cache(maxsize=4)
-def load_world(world: str, seed: int = 0, official_dir: str | None = None) -> Database:
+def load_world(world: str, seed: int = 0, official_dir: str | None = None, knobs: dict | None = None) -> Database:
     """The database an env config names; built once per process."""
+    return _load_world(world, seed, official_dir, json.dumps(knobs or {}, sort_keys=True))
+
+
+@lru_cache(maxsize=4)
+def _load_world(world: str, seed: int, official_dir: str | None, knobs: str) -> Database:
     from questline.envs.travelplanner import world as worldgen
     if world in ("mini", "standard"):
-        return worldgen.generate_world(world, seed)
+        try:
+            return worldgen.generate_world(world, seed, **json.loads(knobs))
+        except ValueError as e:
+            raise ConfigError(f"env.config.world_knobs: {e}") from None
     if world == "official":
         if not official_dir:
             raise ConfigError("env.config.official_dir: required for world: official")
@@ -116,9 +124,10 @@ def query_id(query: dict) -> str:
 
 
 @lru_cache(maxsize=64)
-def _generated(world: str, seed: int, official_dir, n: int, level: str, qseed: int, days: tuple) -> tuple:
+def _generated(world: str, seed: int, official_dir, knobs: str, n: int, level: str, qseed: int, days: tuple) -> tuple:
     from questline.envs.travelplanner.queries import generate_queries
-    queries, _ = generate_queries(load_world(world, seed, official_dir), n, level, qseed, days=days)
+    db = load_world(world, seed, official_dir, json.loads(knobs))
+    queries, _ = generate_queries(db, n, level, qseed, days=days)
     return tuple(json.dumps(q) for q in queries)
 
 
@@ -128,7 +137,7 @@ class TravelPlannerEnv(Env):
     def __init__(self, **cfg: Any):
         self.cfg = check_config(cfg)
         c = self.cfg
-        self.db = load_world(c["world"], c["world_seed"], c["official_dir"])
+        self.db = load_world(c["world"], c["world_seed"], c["official_dir"], c["world_knobs"])
         self.max_steps = c["max_steps"] or (30 if c["syntax"] == "react" else 60)
         self.faults = {"rate": 0.0, "kinds": list(FAULT_KINDS), "exclude_infra": False, **(c["faults"] or {})}
         self.instructions = instructions(c["mode"], c["syntax"])
@@ -144,8 +153,9 @@ class TravelPlannerEnv(Env):
             random.Random(seed).shuffle(pool)
             queries = pool[:n]
         else:
-            queries = [json.loads(q) for q in _generated(c["world"], c["world_seed"], c["official_dir"], n,
-                                                         difficulty, seed, tuple(c["days"]))]
+            knobs = json.dumps(c["world_knobs"], sort_keys=True)
+            queries = [json.loads(q) for q in _generated(c["world"], c["world_seed"], c["official_dir"], knobs,
+                                                         n, difficulty, seed, tuple(c["days"]))]
         return [Task(query_id(q), cls.name, difficulty, q) for q in queries]
 
     # ------------------------------------------------------------ episode
@@ -161,9 +171,12 @@ class TravelPlannerEnv(Env):
         self.done = False
         self._oracle: list[str] | None = None  # a scripted policy's actions
         self._cursor = 0  # its next action; a faulted call is retried
+        query = f"Query: {self.query['query']}"
+        if self.cfg["render"] == "compact":
+            query += "\n" + query_fields(self.query)
         if self.cfg["mode"] == "sole-planning":
-            return f"Given information:\n{self.reference_information()}\n\nQuery: {self.query['query']}"
-        return f"Query: {self.query['query']}"
+            return f"Given information:\n{self.reference_information()}\n\n{query}"
+        return query
 
     def step(self, action: str) -> Step:
         if self.done:
@@ -338,6 +351,15 @@ class TravelPlannerEnv(Env):
         for name, args in tool_calls(self.db, self.query, plan) if plan else []:
             parts.append(f"{name}[{', '.join(args)}]:\n{tools.call(name, list(args)).text}")
         return "\n\n".join(parts)
+
+
+def query_fields(query: dict) -> str:
+    """The query's fields in a fixed layout, after its text in `compact` rendering: the
+    same information, in places a small model can find without parsing paraphrases."""
+    lc = query["local_constraint"]
+    wants = "; ".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in lc.items() if v) or "-"
+    return (f"From: {query['org']} | To: {query['dest']} | Days: {query['days']} | Dates: {', '.join(query['date'])} | "
+            f"People: {query['people_number']} | Budget: {query['budget']} | Constraints: {wants}")
 
 
 # ---------------------------------------------------------------- syntax

@@ -38,6 +38,7 @@ from datetime import date
 from pathlib import Path
 
 from questline.envs.travelplanner.database import Database
+from questline.envs.travelplanner.evaluate import evaluate_plan
 from questline.envs.travelplanner.oracle import (
     cheapest_trip,
     greedy_plan,
@@ -241,7 +242,10 @@ def check_query(db: Database, query: dict) -> str | None:
         return "budget"
     if query["level"] != "easy":
         greedy = greedy_plan(db, query)
-        if greedy is not None and not violated_local_constraints(db, query, greedy):
+        # the cheapest-everywhere plan must fail in both evaluator modes (official mode
+        # never checks 'parties', so a query bound only by it would not bind there)
+        if greedy is not None and (not violated_local_constraints(db, query, greedy) or any(
+                evaluate_plan(db, query, greedy, mode).final_pass for mode in ("official", "strict"))):
             return "not_binding"
     return None
 
