@@ -295,3 +295,31 @@ def test_questline_eval_prints_the_official_table_for_scripted_agents(capsys, tm
         assert final == 100 * expect
     else:  # greedy: cheapest everywhere; local constraints bind, so it never passes a hard query
         assert by_level["hard"] == 0.0 and by_level["medium"] == 0.0
+
+
+@pytest.mark.slow
+def test_pipeline_trains_on_travelplanner_with_faults_and_records_them(tmp_path):
+    """SFT + one RL iteration + evaluations, end to end, with 20% of searches faulted."""
+    from questline.experiments.recipe import recipe_from_dict
+    from questline.train.pipeline import Pipeline
+    recipe = recipe_from_dict({
+        "env": {"name": "travelplanner", "config": {"world": "mini", "days": [3], "render": "compact",
+                                                    "faults": {"rate": 0.2}}},
+        "data": {"train_size": 12, "mix": {"easy": 1, "hard": 1}, "eval_size": 4, "eval_mix": {"easy": 1},
+                 "tokenizer_corpus_tasks": 12},
+        "model": {"preset": "xs", "vocab_size": 512},
+        "budget": {"episodes": 12, "sft_fraction": 0.34},
+        "sft": {"epochs": 1, "batch_size": 4},
+        "rl": {"reward": "tp_staged", "reward_args": {"format_penalty": 0.1}, "tasks_per_iter": 2,
+               "group_size": 4, "minibatch_size": 8, "micro_batch_size": 4},
+        "rollout": {"max_turns": 8, "max_new_tokens": 48, "max_context_tokens": 2048},
+        "run": {"progress": False},
+    }, [f"run.dir={tmp_path}"])
+    results = Pipeline(recipe).run()
+    assert {"untrained", "sft", "rl"} <= set(results)
+    assert set(results["rl"]["greedy"]["env_metrics"]) == {
+        "delivery_rate", "commonsense_micro", "commonsense_macro", "hard_micro", "hard_macro", "final_pass"}
+    demos = [json.loads(line) for line in (tmp_path / "demos.jsonl").read_text().splitlines()]
+    faulted = [turn for d in demos for turn in d["turns"] if turn["info"].get("fault")]
+    assert faulted and all(d["metrics"]["faults"] == sum(1 for t in d["turns"] if t["info"].get("fault"))
+                           for d in demos)
