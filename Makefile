@@ -27,8 +27,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rollout.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/travelplanner_eval.py
 
-# Every RL algorithm from one SFT policy on the quickstart task (~25 min on 2 cores):
+# Every RL algorithm from one SFT policy on the toy maze (~25 min on 2 cores):
 # runs/algorithms/report.md and curves.png
 bench-algorithms: $(STAMP)
 	$(BIN)/questline sweep algorithms

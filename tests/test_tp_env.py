@@ -288,7 +288,7 @@ def test_questline_eval_prints_the_official_table_for_scripted_agents(capsys, tm
                  "rollout.max_new_tokens=2048", "rollout.max_context_tokens=100000"]
     assert main(["eval", "quickstart", *overrides, "--agent", agent]) == 0
     out = capsys.readouterr().out
-    assert "Final Pass Rate" in out and "Commonsense Macro" in out
+    assert "Final pass" in out and "Commonsense macro" in out
     final = float(out.split("success")[1].split("%")[0])
     by_level = json.loads(out.split("by difficulty ")[1].split("\n")[0].replace("'", '"'))
     if expect is not None:
