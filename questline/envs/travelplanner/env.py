@@ -197,8 +197,7 @@ class TravelPlannerEnv(Env):
             self.recent = []  # retrying after a fault is not a repeat
         else:
             self._cursor += 1
-            result = self.tools.call(name, [a.strip() for a in arg.split(",")] if arg else []) \
-                if name else self.tools.call("", [])
+            result = self.tools.call(name, split_args(arg))
             obs = result.text
             if result.ok:
                 self.error_streak = 0
@@ -266,7 +265,7 @@ class TravelPlannerEnv(Env):
             if self.faults["exclude_infra"]:
                 info["infra_error"] = f"{name} timed out"
             return f"Error: {name} timed out."
-        real = self.tools.call(name, [a.strip() for a in arg.split(",")] if arg else [])
+        real = self.tools.call(name, split_args(arg))
         if kind == "empty":
             return "No valid information."
         return real.text[: max(1, len(real.text) // 2)]  # malformed: cut mid-table
@@ -373,6 +372,10 @@ def split_action(action: str, mode: str = "two-stage") -> tuple[str, str]:
     if mode == "sole-planning" and action.strip().startswith("["):
         return "Planner", action.strip()
     return "", action
+
+
+def split_args(arg: str) -> list[str]:
+    return [a.strip() for a in arg.split(",")] if arg else []
 
 
 def format_call(name: str, args: list[str], syntax: str) -> str:
