@@ -4,6 +4,8 @@ Formats:
   react  one action per line, `Tool[a, b]` or a plain command: the first non-empty line
   json   `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` -> `name[v1, v2]`,
          `<answer>...</answer>` -> `answer[...]`
+  raw    the whole reply, for environments that parse multi-line actions themselves
+         (swe: a tool call followed by an edit block)
 A reply that fits no format is passed through unchanged: the environment answers
 it with an error observation, so a malformed action never raises.
 """
@@ -25,7 +27,9 @@ def parse_action(text: str, fmt: str = "react") -> str:
         return ""
     if fmt == "json":
         return _parse_json(text)
-    raise ValueError(f"unknown action format '{fmt}' (allowed: react, json)")
+    if fmt == "raw":
+        return text.strip()
+    raise ValueError(f"unknown action format '{fmt}' (allowed: react, json, raw)")
 
 
 def _parse_json(text: str) -> str:

@@ -15,6 +15,7 @@ from questline.envs.base import (
 register("toy/maze", "questline.envs.toy.maze:MazeEnv")
 register("toy/shop", "questline.envs.toy.shop:ShopEnv")
 register("travelplanner", "questline.envs.travelplanner.env:TravelPlannerEnv")
+register("swe", "questline.envs.swe.env:SweEnv")
 
 __all__ = [
     "DIFFICULTIES", "Env", "ToolError", "call_tool", "env_class", "generate_tasks", "make",

@@ -152,7 +152,8 @@ class RolloutSettings(_Strict):
     max_context_tokens: int = Field(1024, gt=0)
     temperature: float = Field(1.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
-    action_format: Literal["react", "json"] = "react"
+    action_format: Literal["react", "json", "raw"] = "react"  # raw: the env parses the whole reply (swe)
+    env_workers: int = Field(1, gt=0)  # threads stepping episodes at once (envs that wait on subprocesses)
 
 
 class EvalConfig(_Strict):
@@ -190,7 +191,7 @@ class Recipe(_Strict):
             raise ValueError(f"env.name: unknown environment '{self.env.name}' "
                              f"(allowed: {', '.join(registered())})")
         syntax = self.env.config.get("syntax")
-        if syntax is not None and syntax != self.rollout.action_format:
+        if syntax is not None and self.rollout.action_format != "raw" and syntax != self.rollout.action_format:
             raise ValueError(f"rollout.action_format: '{self.rollout.action_format}' does not match "
                              f"env.config.syntax '{syntax}'; set both to the same value")
         if self.model.preset is None and self.model.path is None:

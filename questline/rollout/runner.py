@@ -12,6 +12,7 @@ baselines): their actions are tokenised, and nothing else changes.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,7 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     action_format: str = "react"
+    env_workers: int = 1  # threads that step episodes concurrently (swe waits on test subprocesses)
 
 
 @dataclass
@@ -71,6 +73,16 @@ def rollout(
 
     params = SamplingParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, (chat.eot_id,))
     live = [e for e in episodes if not e.traj.done]
+    pool = ThreadPoolExecutor(cfg.env_workers) if cfg.env_workers > 1 else None
+    try:
+        _run_turns(live, engine, chat, cfg, params, policy, seed, pool, progress)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return [e.traj for e in episodes]
+
+
+def _run_turns(live, engine, chat, cfg, params, policy, seed, pool, progress) -> None:
     turn = 0
     while live:
         t0 = time.perf_counter()
@@ -80,10 +92,12 @@ def rollout(
             gens = engine.generate([e.traj.ids for e in live], params, [e.session for e in live],
                                    seed=derive_seed(seed, "turn", turn))
         gen_seconds = (time.perf_counter() - t0) / len(live)
-        still = []
-        for e, gen in zip(live, gens):
-            if not _play_turn(e, chat, gen, gen_seconds, cfg):
-                still.append(e)
+        secs = [gen_seconds] * len(live)
+        if pool is not None and len(live) > 1:
+            finished = list(pool.map(_play_turn, live, [chat] * len(live), gens, secs, [cfg] * len(live)))
+        else:
+            finished = [_play_turn(e, chat, gen, s, cfg) for e, gen, s in zip(live, gens, secs)]
+        still = [e for e, done in zip(live, finished) if not done]
         if engine is not None:
             engine.end_sessions([e.session for e in live if e.traj.done])
         for e in live:
@@ -93,7 +107,6 @@ def rollout(
                     progress(1)
         live = still
         turn += 1
-    return [e.traj for e in episodes]
 
 
 def _scripted_generation(env, chat: ChatTokens, policy: str) -> Generation:
