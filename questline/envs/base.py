@@ -34,6 +34,7 @@ DIFFICULTIES = ("easy", "medium", "hard")
 class Env(ABC):
     name: str = "env"
     instructions: str = ""
+    paired_metrics: tuple[str, ...] = ()  # episode metrics compared per task between stages (besides success)
 
     @abstractmethod
     def reset(self, task: Task) -> str: ...

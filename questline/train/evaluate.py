@@ -76,9 +76,10 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
     per_task: dict[str, list[float]] = {}
     for t in ok:
         per_task.setdefault(t.task.id, []).append(float(t.success))
-    env_metrics = env_class(ok[0].task.env).aggregate(ok) if ok else {}
+    env = env_class(ok[0].task.env) if ok else None
+    env_metrics = env.aggregate(ok) if env else {}
     per_metric: dict[str, dict[str, list[float]]] = {}
-    for key in ("commonsense_macro", "hard_macro") if "commonsense_macro" in env_metrics else ():
+    for key in env.paired_metrics if env else ():
         for t in ok:
             per_metric.setdefault(key, {}).setdefault(t.task.id, []).append(t.metrics.get(key, 0.0))
     return EvalResult(

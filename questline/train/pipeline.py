@@ -195,10 +195,12 @@ def _verdict(lo: float, hi: float) -> str:
             "RL is worse than SFT beyond noise" if hi < 0 else "difference within noise")
 
 
-METRIC_NAMES = {  # TravelPlanner's official metrics, short enough for an 80-column table
+METRIC_NAMES = {  # env metrics' column names, short enough for an 80-column table
     "delivery_rate": "Delivery", "commonsense_micro": "Commonsense micro",
     "commonsense_macro": "Commonsense macro", "hard_micro": "Hard micro", "hard_macro": "Hard macro",
-    "final_pass": "Final pass"}
+    "final_pass": "Final pass",  # TravelPlanner (official)
+    "resolved": "Resolved", "pass_ratio": "Pass ratio", "f2p_passed": "FAIL_TO_PASS", "p2p_passed": "PASS_TO_PASS",
+    "edited": "Edited"}  # swe
 
 
 def env_metrics_table(rows: list[tuple[str, EvalResult]], title: str) -> Table:

@@ -84,6 +84,7 @@ def check_config(cfg: dict) -> dict:
 
 class SweEnv(Env):
     name = "swe"
+    paired_metrics = ("pass_ratio",)
 
     def __init__(self, **cfg: Any):
         self.cfg = check_config(cfg)
@@ -106,6 +107,17 @@ class SweEnv(Env):
             finally:
                 verifier.close()
         return [Task(s["instance_id"], cls.name, difficulty, s) for s in specs]
+
+    @classmethod
+    def aggregate(cls, trajs: list) -> dict[str, float]:
+        """Resolved rate, mean pass ratio (SWE-Gym's reward), FAIL_TO_PASS and
+        PASS_TO_PASS pass rates, and how often the agent edited a file."""
+        if not trajs:
+            return {}
+        mean = lambda key: sum(t.metrics.get(key, 0.0) for t in trajs) / len(trajs)  # noqa: E731
+        return {"resolved": mean("success"), "pass_ratio": mean("pass_ratio"), "f2p_passed": mean("f2p_passed"),
+                "p2p_passed": mean("p2p_passed"),
+                "edited": sum(t.metrics.get("edited_files", 0.0) > 0 for t in trajs) / len(trajs)}
 
     # ------------------------------------------------------------ episode
     def reset(self, task: Task) -> str:

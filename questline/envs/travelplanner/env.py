@@ -133,6 +133,7 @@ def _generated(world: str, seed: int, official_dir, knobs: str, n: int, level: s
 
 class TravelPlannerEnv(Env):
     name = "travelplanner"
+    paired_metrics = ("commonsense_macro", "hard_macro")
 
     def __init__(self, **cfg: Any):
         self.cfg = check_config(cfg)
