@@ -6,6 +6,7 @@ import ast
 import json
 import subprocess
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,22 +111,31 @@ def test_hundred_generated_tasks_hold_f2p_p2p_gold_patch_and_oracle(hundred, tmp
     PASS_TO_PASS test passes; the gold patch restores the original code; the
     oracle's episode (its edits are the gold patch) passes every test, reward 1.0."""
     assert len(hundred) == 100 and len({s["instance_id"] for s in hundred}) == 100
-    env = SweEnv(cache_dir=None)
-    for k, spec in enumerate(hundred):
+
+    def check(k: int) -> str | None:
+        spec = hundred[k]
         repo = tmp_path / f"t{k}"
         repo.mkdir()
         swe_tasks.materialise(spec, repo)
         with Sandbox(repo) as sb:
-            run = run_pytest(sb)
-        assert all(not run.passed(t) for t in spec["FAIL_TO_PASS"]), spec["instance_id"]
-        assert all(run.passed(t) for t in spec["PASS_TO_PASS"]), spec["instance_id"]
+            run = run_pytest(sb, quiet_plugins=True)
+        if any(run.passed(t) for t in spec["FAIL_TO_PASS"]) or not all(run.passed(t) for t in spec["PASS_TO_PASS"]):
+            return f"{spec['instance_id']}: buggy repository outcomes"
         subprocess.run(["git", "apply", "-"], input=spec["patch"].encode(), cwd=repo, check=True)
         original = swe_tasks.project_files(spec["project"])
-        assert all((repo / f).read_text() == original[f] for f in spec["files"])
+        if any((repo / f).read_text() != original[f] for f in spec["files"]):
+            return f"{spec['instance_id']}: gold patch"
+        env = SweEnv()
         steps, total = _play_oracle(env, spec)
+        env.close()
         m = steps[-1].info["metrics"]
-        assert m["pass_ratio"] == 1.0 and m["success"] == 1.0 and total == pytest.approx(1.0), spec["instance_id"]
-    env.close()
+        if not (m["pass_ratio"] == 1.0 and m["success"] == 1.0 and abs(total - 1.0) < 1e-9):
+            return f"{spec['instance_id']}: oracle {m} {total}"
+        return None
+
+    with ThreadPoolExecutor(2) as pool:  # test runs are subprocesses
+        problems = [p for p in pool.map(check, range(len(hundred))) if p]
+    assert problems == []
 
 
 def test_levels_statements_and_operators(hundred):
@@ -134,7 +144,7 @@ def test_levels_statements_and_operators(hundred):
     assert all(len(s["files"]) == 1 for s in by_level["easy"] + by_level["medium"])
     for s in by_level["easy"]:  # the report shows a call of the buggy function itself
         fn = s["mutations"][0]["function"]
-        assert f"`{fn}(" in s["problem_statement"] or f".{fn}(" in s["problem_statement"], s["problem_statement"]
+        assert swe_tasks.mentions(s["problem_statement"], fn), s["problem_statement"]
     for s in hundred:
         text = s["problem_statement"]
         assert "def test_" not in text and "assert " not in text and "tests/" not in text
@@ -219,7 +229,7 @@ def test_edits_to_tests_do_not_count_and_dense_rewards_sum_to_the_ratio(easy):
     env.reset(_task(easy))
     test_file = easy["FAIL_TO_PASS"][0].split("::")[0]
     text = (env.sb.root / test_file).read_text()
-    (env.sb.root / test_file).write_text(text.replace("assert ", "assert True or "))  # an agent cheating
+    (env.sb.root / test_file).write_text(text.replace("():\n", "():\n    return\n"))  # an agent cheating
     step = env.step("run_tests[]")
     assert step.reward > 0  # its own edited tests pass...
     final = env.step("submit[]")

@@ -188,7 +188,8 @@ class SweEnv(Env):
 
     def _run_tests(self, selectors: str, info: dict) -> tuple[str, float]:
         key = self.state_key()
-        run = run_pytest(self.sb, selectors.split() or None, self.limits.wall_seconds, self.spec.get("test_cmd"))
+        run = run_pytest(self.sb, selectors.split() or None, self.limits.wall_seconds, self.spec.get("test_cmd"),
+                         quiet_plugins=not self.spec.get("repo"))
         self.test_runs += 1
         if not selectors.split() and not run.flagged:
             self._full_runs[key] = dict(run.outcomes)
@@ -225,7 +226,7 @@ class SweEnv(Env):
         outcomes = self._full_runs.get(self.state_key())  # this exact repository was tested already
         if outcomes is None:
             run = run_pytest(self.sb, self.judged if self.spec.get("repo") else None, self.limits.wall_seconds,
-                             self.spec.get("test_cmd"))
+                             self.spec.get("test_cmd"), quiet_plugins=not self.spec.get("repo"))
             self._note_violation(run, info)
             outcomes = run.outcomes
         passed = lambda t: outcomes.get(t) == "passed"  # noqa: E731

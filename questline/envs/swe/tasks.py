@@ -26,7 +26,10 @@ import hashlib
 import json
 import os
 import random
+import re
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +40,7 @@ from questline.envs.swe.sandbox import Limits, Sandbox
 
 PROJECTS_DIR = Path(__file__).parent / "projects"
 LEVELS = ("easy", "medium", "hard")
-VERIFY_LIMITS = Limits(cpu_seconds=20, wall_seconds=30.0, memory_mb=1024, file_size_mb=16)
+VERIFY_LIMITS = Limits(cpu_seconds=4, wall_seconds=8.0, memory_mb=1024, file_size_mb=16)  # a suite takes ~0.3 s
 MAX_SYMPTOMS = 3
 _SKIP = {"__pycache__", ".pytest_cache", ".questline"}
 
@@ -72,9 +75,14 @@ def project_hash(name: str) -> str:
 
 
 def candidate_mutations(name: str, operators: tuple[str, ...] = OPERATORS) -> list[Mutation]:
+    return [m for m in _all_mutations(name) if m.operator in operators]
+
+
+@lru_cache(maxsize=32)
+def _all_mutations(name: str) -> tuple[Mutation, ...]:
     modules = source_modules(name)
     funcs = project_function_names(modules)
-    return [m for f, t in modules.items() for m in find_mutations(f, t, funcs, operators)]
+    return tuple(m for f, t in modules.items() for m in find_mutations(f, t, funcs))
 
 
 # ---------------------------------------------------------------- verification
@@ -89,14 +97,17 @@ class Verified:
 
 
 class Verifier:
-    """Runs a project's tests with mutations applied, one sandbox per project,
-    with an on-disk cache."""
+    """Runs a project's tests with mutations applied, in sandboxes reused across runs
+    (one per project and thread), with an on-disk cache. Thread-safe."""
 
-    def __init__(self, cache_dir: str | Path | None = None):
+    def __init__(self, cache_dir: str | Path | None = None, workers: int = 2):
         root = Path(cache_dir or os.environ.get("QUESTLINE_CACHE", Path.home() / ".cache" / "questline"))
         self.cache_dir = root / "swe"
-        self._boxes: dict[str, Sandbox] = {}
+        self.workers = workers
+        self._boxes: dict[tuple[str, int], Sandbox] = {}
         self._baseline: dict[str, list[str]] = {}
+        self._cache: dict[str, dict] = {}
+        self._lock = threading.Lock()
         self.runs = 0  # test-suite runs actually executed (cache misses)
 
     def close(self) -> None:
@@ -107,29 +118,36 @@ class Verifier:
     def _cache_file(self, project: str) -> Path:
         return self.cache_dir / f"{project}-{project_hash(project)}.json"
 
-    def _load(self, project: str) -> dict:
-        path = self._cache_file(project)
-        return json.loads(path.read_text()) if path.exists() else {}
+    def _cached(self, project: str) -> dict:
+        if project not in self._cache:
+            path = self._cache_file(project)
+            self._cache[project] = json.loads(path.read_text()) if path.exists() else {}
+        return self._cache[project]
 
     def _store(self, project: str, key: str, value: dict) -> None:
-        cache = self._load(project)
-        cache[key] = value
-        path = self._cache_file(project)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache))
-        tmp.replace(path)
+        with self._lock:
+            cache = self._cached(project)
+            cache[key] = value
+            path = self._cache_file(project)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(cache))
+            tmp.replace(path)
 
     def _run(self, project: str, mutations: list[Mutation]):
         from questline.envs.swe.testrun import run_pytest
-        sb = self._boxes.get(project) or self._boxes.setdefault(project, Sandbox(project_dir(project), VERIFY_LIMITS))
+        slot = (project, threading.get_ident())
+        with self._lock:
+            if slot not in self._boxes:
+                self._boxes[slot] = Sandbox(project_dir(project), VERIFY_LIMITS)
+            sb = self._boxes[slot]
+            self.runs += 1
         files = project_files(project)
         touched = {m.file for m in mutations}
         for f in touched:
             (sb.root / f).write_text(apply_mutations(files[f], [m for m in mutations if m.file == f]))
         try:
-            self.runs += 1
-            return run_pytest(sb)
+            return run_pytest(sb, quiet_plugins=True)
         finally:
             for f in touched:
                 (sb.root / f).write_text(files[f])
@@ -147,7 +165,8 @@ class Verifier:
 
     def verify(self, project: str, mutations: list[Mutation]) -> Verified:
         key = json.dumps(sorted(m.key for m in mutations))
-        cached = self._load(project).get(key)
+        with self._lock:
+            cached = self._cached(project).get(key)
         if cached is not None:
             return Verified(**cached)
         tests = self.baseline(project)
@@ -162,6 +181,15 @@ class Verifier:
         self._store(project, key, vars(out))
         return out
 
+    def prefetch(self, jobs: list[tuple[str, list[Mutation]]]) -> None:
+        """Verify many (project, mutations) at once, `workers` test runs in parallel."""
+        for project in {p for p, _ in jobs}:
+            self.baseline(project)
+        if self.workers <= 1:
+            return
+        with ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(lambda job: self.verify(*job), jobs))
+
 
 def apply_mutations(text: str, mutations: list[Mutation]) -> str:
     for m in sorted(mutations, key=lambda m: -m.start):  # back to front: offsets stay valid
@@ -170,6 +198,7 @@ def apply_mutations(text: str, mutations: list[Mutation]) -> str:
 
 
 # ---------------------------------------------------------------- bug reports
+@lru_cache(maxsize=32)
 def _test_functions(project: str) -> dict[str, ast.FunctionDef]:
     out = {}
     for f, text in project_files(project).items():
@@ -180,37 +209,46 @@ def _test_functions(project: str) -> dict[str, ast.FunctionDef]:
     return out
 
 
-def calls_function(test: ast.FunctionDef, function: str) -> bool:
-    return any((isinstance(n, ast.Name) and n.id == function) or (isinstance(n, ast.Attribute) and n.attr == function)
-               for n in ast.walk(test))
-
-
 def symptom(project: str, nodeid: str, failure: dict) -> str:
     """One sentence describing a failing test's behaviour: the call, what it gave,
     what was expected."""
     test = _test_functions(project).get(nodeid)
     behaviour = nodeid.split("::")[-1].removeprefix("test_").replace("_", " ")
     exc = (failure.get("exc") or "").splitlines()[0] if failure.get("exc") else "an error"
+    raised = not exc.startswith(("AssertionError", "Failed: DID NOT RAISE"))
     stmt = _statement_at(test, failure.get("line")) if test else None
+    if stmt is None:
+        return f"Expected behaviour \"{behaviour}\" fails with `{exc}`."
+    where = _context(test, stmt)
     if isinstance(stmt, ast.With) and stmt.items and isinstance(stmt.items[0].context_expr, ast.Call) \
             and "raises" in ast.unparse(stmt.items[0].context_expr.func):
         ctx = stmt.items[0].context_expr
         expected = ast.unparse(ctx.args[0]) if ctx.args else "an error"
         call = ast.unparse(stmt.body[0]) if stmt.body else behaviour
-        return f"`{call}` should raise {expected}, but it does not.{_context(test, stmt)}"
-    if isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Compare) and len(stmt.test.ops) == 1 \
-            and isinstance(stmt.test.ops[0], ast.Eq):
-        call, expected = ast.unparse(stmt.test.left), ast.unparse(stmt.test.comparators[0])
-        where = _context(test, stmt)
-        if exc.startswith("AssertionError: assert "):
+        if raised:
+            return f"`{call}` raises `{exc}`; it should raise {expected}.{where}"
+        return f"`{call}` should raise {expected}, but it does not.{where}"
+    if isinstance(stmt, ast.Assert):
+        test_expr = stmt.test
+        if isinstance(test_expr, ast.Compare) and len(test_expr.ops) == 1 and isinstance(test_expr.ops[0], ast.Eq):
+            call, expected = ast.unparse(test_expr.left), ast.unparse(test_expr.comparators[0])
+            if raised:
+                return f"`{call}` raises `{exc}`; it should return `{expected}`.{where}"
             actual = _actual_value(exc.removeprefix("AssertionError: assert "))
             if actual is not None:
                 return f"`{call}` returns `{actual}`, but `{expected}` is expected.{where}"
             return f"`{call}` does not return the expected `{expected}`.{where}"
-        return f"`{call}` fails with `{exc}` (expected `{expected}`).{where}"
-    if exc.startswith("AssertionError"):
-        return f"Expected behaviour \"{behaviour}\" does not hold: {exc.removeprefix('AssertionError: ')}."
-    return f"Expected behaviour \"{behaviour}\" fails with `{exc}`."
+        if raised:
+            call = next((n for n in ast.walk(test_expr) if isinstance(n, ast.Call)), test_expr)
+            return f"`{ast.unparse(call)}` raises `{exc}`; expected `{ast.unparse(test_expr)}` to hold.{where}"
+        return f"`{ast.unparse(test_expr)}` should hold, but it does not.{where}"
+    return f"`{ast.unparse(stmt)}` raises `{exc}`.{where}" if raised else \
+        f"Expected behaviour \"{behaviour}\" does not hold."
+
+
+def mentions(text: str, function: str) -> bool:
+    """Whether a report shows a call of `function`."""
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(function)}\(", text) is not None
 
 
 def _context(test: ast.FunctionDef, stmt: ast.stmt) -> str:
@@ -303,30 +341,43 @@ def generate(n: int, level: str, seed: int, project_names: list[str] | None = No
     verifier = verifier or Verifier()
     stats = stats if stats is not None else GenerationStats()
     rng = random.Random(derive_seed(seed, "swe", level))
-    pools = {p: {op: [m for m in candidate_mutations(p, ops) if m.operator == op] for op in ops} for p in names}
+    pools = {p: {op: [] for op in ops} for p in names}
+    for p in names:
+        for m in candidate_mutations(p, ops):
+            pools[p][m.operator].append(m)
     for p in names:
         for op in ops:
             rng.shuffle(pools[p][op])
     specs: list[dict] = []
     seen: set[str] = set()
+    k = 2 if level == "hard" else 1
     try:
         while len(specs) < n:
-            live = [p for p in names if any(pools[p].values())]
-            if not live:
+            batch = []  # the next draws; verified in parallel, then taken in order
+            while len(batch) < max(1, verifier.workers) * 2:
+                live = [p for p in names if any(pools[p].values())]
+                if not live:
+                    break
+                project = rng.choice(live)
+                bugs = _draw(pools[project], rng, k)
+                if bugs is not None:
+                    batch.append((project, bugs))
+            if not batch:
                 break
-            project = rng.choice(live)
-            bugs = _draw(pools[project], rng, 2 if level == "hard" else 1)
-            if bugs is None:
-                continue
-            stats.tried += 1
-            spec = _make_task(project, bugs, level, verifier, rng, stats)
-            if spec is None or spec["instance_id"] in seen:
-                continue
-            seen.add(spec["instance_id"])
-            specs.append(spec)
-            stats.kept += 1
-            if progress:
-                progress(1)
+            verifier.prefetch([(p, [b]) for p, bugs in batch for b in bugs] +
+                              ([(p, bugs) for p, bugs in batch] if k > 1 else []))
+            for project, bugs in batch:
+                if len(specs) >= n:
+                    break
+                stats.tried += 1
+                spec = _make_task(project, bugs, level, verifier, stats)
+                if spec is None or spec["instance_id"] in seen:
+                    continue
+                seen.add(spec["instance_id"])
+                specs.append(spec)
+                stats.kept += 1
+                if progress:
+                    progress(1)
     finally:
         stats.runs += verifier.runs
         if own:
@@ -351,7 +402,7 @@ def _draw(pool: dict[str, list[Mutation]], rng: random.Random, k: int) -> list[M
 
 
 def _make_task(project: str, bugs: list[Mutation], level: str, verifier: Verifier,
-               rng: random.Random, stats: GenerationStats) -> dict | None:
+               stats: GenerationStats) -> dict | None:
     singles = [verifier.verify(project, [b]) for b in bugs]
     if any(v.status != "ok" for v in singles):
         stats.rejected.update(v.status for v in singles if v.status != "ok")
@@ -360,7 +411,6 @@ def _make_task(project: str, bugs: list[Mutation], level: str, verifier: Verifie
     if v.status != "ok":
         stats.rejected[v.status] += 1
         return None
-    tests = _test_functions(project)
     if level == "hard":
         shown = [next(t for t in s.fail_to_pass if t in v.fail_to_pass) for s in singles
                  if any(t in v.fail_to_pass for t in s.fail_to_pass)]
@@ -369,13 +419,14 @@ def _make_task(project: str, bugs: list[Mutation], level: str, verifier: Verifie
             return None
     else:
         fn = bugs[0].function
-        direct = [t for t in v.fail_to_pass if t in tests and calls_function(tests[t], fn)]
+        direct = [t for t in v.fail_to_pass if mentions(symptom(project, t, v.failures.get(t, {})), fn)]
         shown = direct if level == "easy" else [t for t in v.fail_to_pass if t not in direct]
         if not shown:
             stats.rejected["no_direct_symptom" if level == "easy" else "no_distant_symptom"] += 1
             return None
-    rng.shuffle(shown)
     key = json.dumps([project, level, sorted(b.key for b in bugs)])
+    rng = random.Random(key)
+    rng.shuffle(shown)
     return {
         "instance_id": f"swe-{project}-" + hashlib.sha1(key.encode()).hexdigest()[:10],
         "project": project,
