@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/rollout.py
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/travelplanner_eval.py
+	$(BIN)/python benchmarks/swe_env.py
 
 # Every RL algorithm from one SFT policy on the toy maze (~25 min on 2 cores):
 # runs/algorithms/report.md and curves.png
