@@ -599,7 +599,9 @@ def _classify(log_kinds: list[str], killed: str | None, returncode: int | None, 
         return "processes"
     if killed:
         return killed
-    if returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_used >= limits.cpu_seconds - 0.05):
+    # RLIMIT_CPU kills at the hard limit with SIGKILL; rusage can read up to ~0.1 s (one
+    # scheduler tick per thread, more under load) below the limit that fired
+    if returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_used >= 0.8 * limits.cpu_seconds):
         return "cpu"
     if returncode == -signal.SIGXFSZ:
         return "file_size"
