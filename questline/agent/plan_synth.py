@@ -50,12 +50,15 @@ def future(env, horizon: int) -> tuple[list[str], str]:
     return out[:horizon], "subgoals" if has_subgoals else "actions"
 
 
-def plan_text(env, horizon: int) -> str:
+def plan_text(env, horizon: int) -> tuple[str, int]:
+    """(plan text, how many steps it spells out: 0 when they are subgoals)."""
     own = getattr(env, "oracle_plan", None)
     if callable(own):
-        return str(own())
-    steps, _ = future(env, horizon)
-    return ", then ".join(steps) if _subgoal(env) is not None else ", ".join(steps)
+        return str(own()), 0
+    steps, kind = future(env, horizon)
+    if kind == "subgoals":
+        return ", then ".join(steps), 0
+    return ", ".join(steps), len(steps)
 
 
 class SyntheticPlanner:
@@ -83,8 +86,58 @@ class SyntheticPlanner:
         """The oracle's reply at this turn: '<plan>...</plan>\\naction' or 'action'."""
         plan = None
         if self.wants_plan(env, turn):
-            plan = plan_text(env, self.cfg.horizon)
-            self.made_at, self.plan_len = turn, max(1, len(plan.split(", ")))
+            plan, steps = plan_text(env, self.cfg.horizon)
+            self.made_at, self.plan_len = turn, max(1, steps or self.cfg.horizon)
             self.last_goal = _subgoal(env)
         action = env.oracle_action()
         return f"{OPEN}{plan}{CLOSE}\n{action}" if plan is not None else action
+
+
+def synthetic_episode(task, cfg: PlanningConfig, *, context: str = "full", env_cfg: dict | None = None,
+                      seed: int = 0, max_turns: int = 64, action_format: str = "react") -> dict:
+    """One oracle episode with synthetic plans as chat text (no tokenizer needed):
+    {"messages": [...]} in full context, {"rows": [[...] per turn]} in window
+    context, and the episode's "metrics". The token-level version of the same data
+    is `rollout(None, ..., policy="oracle")` with `RolloutConfig.planning` set."""
+    from questline.agent.parsing import parse_action
+    from questline.agent.planning import PlanTracker, instructions, planning_metrics
+    from questline.core import derive_seed
+    from questline.envs import make
+
+    env = make(task.env, **(env_cfg or {}))
+    system = f"{env.instructions}\n\n{instructions(cfg)}"
+    synth = SyntheticPlanner(cfg, random.Random(derive_seed(seed, "plan-synth", task.id)))
+    tracker = PlanTracker(cfg)
+    obs, messages, rows, infos, step = env.reset(task), [], [], [], None
+    for turn in range(max_turns):
+        user = tracker.window_text(obs, turn) if context == "window" else obs
+        prefix = tracker.prefix(turn)
+        reply = synth.reply(env, turn)
+        action, info = tracker.accept(turn, prefix, reply[len(prefix):] if reply.startswith(prefix) else reply, 0)
+        infos.append(info)
+        if context == "window":
+            rows.append([{"role": "system", "content": system}, {"role": "user", "content": user},
+                         {"role": "assistant", "content": reply}])
+        else:
+            messages += ([{"role": "system", "content": system}] if turn == 0 else []) + [
+                {"role": "user", "content": user}, {"role": "assistant", "content": reply}]
+        step = env.step(parse_action(action, action_format))
+        if step.done:
+            break
+        obs = step.observation
+    env.close()
+    metrics = {**(step.info.get("metrics", {}) if step else {}), **planning_metrics(infos, 0)}
+    out = {"task": task.to_dict(), "metrics": metrics}
+    out["rows" if context == "window" else "messages"] = rows if context == "window" else messages
+    return out
+
+
+def synthetic_texts(tasks, cfg: PlanningConfig, *, context: str = "full", env_cfg: dict | None = None,
+                    seed: int = 0) -> list[str]:
+    """Texts of synthetic planning episodes (e.g. to train a tokenizer that knows plans)."""
+    texts = []
+    for task in tasks:
+        ep = synthetic_episode(task, cfg, context=context, env_cfg=env_cfg, seed=seed)
+        for msgs in ep.get("rows") or [ep["messages"]]:
+            texts += [m["content"] for m in msgs]
+    return texts

@@ -141,12 +141,13 @@ def start_episode(task: Task, g: int, k: int, chat: ChatTokens, cfg: RolloutConf
     return e
 
 
-def prepare_turn(e: _Episode, chat: ChatTokens, cfg: RolloutConfig, turn: int) -> list[int]:
+def prepare_turn(e: _Episode, chat: ChatTokens, cfg: RolloutConfig, turn: int, forced: bool = True) -> list[int]:
     """Write this turn's prompt into the trajectory and return the ids the engine
     continues: the whole sequence (full) or this turn's row (window), ending with
-    the forced prefix if the strategy or a given plan sets one."""
+    the forced prefix if the strategy or a given plan sets one (`forced=False`: none,
+    for a person's action in `questline play`)."""
     tr = e.traj
-    e.prefix = e.planner.prefix(turn) if e.planner else ""
+    e.prefix = e.planner.prefix(turn) if (e.planner and forced) else ""
     e.prefix_ids = chat.tokenizer.encode(e.prefix, add_special_tokens=False) if e.prefix else []
     start = 0
     if cfg.context == "window":
@@ -207,8 +208,19 @@ def _scripted_generation(e: _Episode, chat: ChatTokens, policy: str, turn: int) 
         text = text[len(e.prefix):]
     elif e.prefix and CLOSE in e.prefix:  # a given plan is in force: keep only the action
         text = parse_reply(text).action.strip() or text
-    ids = chat.action_ids(text)
+    ids = _encode_reply(chat, text)
     return Generation(ids, [0.0] * len(ids), "stop")
+
+
+def _encode_reply(chat: ChatTokens, text: str) -> list[int]:
+    """A scripted reply's ids. A plan block is tokenised on its own, then the action:
+    the same token boundary as when a plan is forced as a prefix (steering), so a
+    model trained on these ids continues a given plan as it continues its own."""
+    end = text.find(CLOSE)
+    if end < 0:
+        return chat.action_ids(text)
+    end += len(CLOSE) + (text[end + len(CLOSE):].startswith("\n"))
+    return chat.tokenizer.encode(text[:end], add_special_tokens=False) + chat.action_ids(text[end:])
 
 
 def _decode(chat: ChatTokens):
