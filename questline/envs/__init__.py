@@ -7,6 +7,7 @@ from questline.envs.base import (
     generate_tasks,
     make,
     parse_tool_call,
+    prepare,
     register,
     registered,
     tool,
@@ -20,5 +21,5 @@ register("crafter", "questline.envs.crafter.env:CrafterEnv")
 
 __all__ = [
     "DIFFICULTIES", "Env", "ToolError", "call_tool", "env_class", "generate_tasks", "make",
-    "parse_tool_call", "register", "registered", "tool",
+    "parse_tool_call", "prepare", "register", "registered", "tool",
 ]

@@ -18,7 +18,7 @@ from typing import Any
 
 from questline.agent import ChatTokens, parse_action
 from questline.core import Task, Trajectory, Turn, derive_seed
-from questline.envs import make
+from questline.envs import make, prepare
 from questline.inference import Engine, Generation, SamplingParams
 
 
@@ -53,6 +53,7 @@ def rollout(
     progress=None,
 ) -> list[Trajectory]:
     """`progress`, when given, is called with the number of episodes just finished."""
+    prepare(tasks, env_cfg)  # envs with slow resets build all start states at once
     episodes = []
     for g, task in enumerate(tasks):
         for k in range(group_size):
