@@ -47,7 +47,7 @@ from questline.agent.planning import (
     planning_metrics,
 )
 from questline.core import Task, Trajectory, Turn, derive_seed
-from questline.envs import make
+from questline.envs import make, prepare
 from questline.inference import Engine, Generation, SamplingParams
 
 
@@ -95,6 +95,7 @@ def rollout(
 ) -> list[Trajectory]:
     """`progress`, when given, is called with the number of episodes just finished.
     `given_plan` (steering) is placed in context as the current plan at the first turn."""
+    prepare(tasks, env_cfg)  # envs with slow resets build all start states at once
     episodes = []
     for g, task in enumerate(tasks):
         for k in range(group_size):
