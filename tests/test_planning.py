@@ -274,3 +274,14 @@ def test_a_given_plan_steers_an_sft_agent():
         n += len(tasks)
     assert n >= 30
     assert steered >= plain + 5 and steered / n >= 0.15, (steered, plain, n)
+
+
+def test_planning_on_crafter_with_subgoal_plans(toy_tokenizer):
+    pytest.importorskip("crafter")
+    chat = ChatTokens(toy_tokenizer)
+    tasks = generate_tasks("crafter", 1, "easy", seed=1, length=40)
+    cfg = window_cfg("dynamic", max_turns=40, max_context_tokens=8192)
+    traj = rollout(None, chat, tasks, cfg, policy="oracle", env_cfg={"length": 40})[0]
+    plans = [turn.info["plan"] for turn in traj.turns if "plan" in turn.info]
+    assert plans and any(", then " in p for p in plans)  # the expert's upcoming subgoals
+    assert 0 < traj.metrics["plan_frequency"] < 1 and traj.metrics["progression"] > 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from questline.agent.planning import PlanningConfig, aggregate_planning
 from questline.algos import (
     LOSSES,
     aggregate,
@@ -26,7 +27,6 @@ from questline.algos import (
     truncated_importance_weights,
     value_loss,
 )
-from questline.agent.planning import PlanningConfig, aggregate_planning
 from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet, write_jsonl
 from questline.inference import HFEngine
