@@ -177,6 +177,11 @@ def test_episode_level_baseline_by_hand():
     assert torch.allclose(adv[:, 1], torch.tensor([0.5, -0.5, -0.5, -0.5]))
     adv, ret = episode_advantages("rloo", rew, mask, groups, episode, turns, returns="to_go")
     assert torch.allclose(ret[:, 1], torch.tensor([1.0, 0.5, 0.5, 0.5]))
+    values = torch.zeros(4, 4)
+    values[:, 1] = torch.tensor([0.2, 0.1, 0.3, 0.4])  # V at each row's first policy token
+    adv, ret = episode_advantages("gae", rew, mask, groups, episode, turns, values=values)  # over turns
+    assert torch.allclose(adv[:, 1], torch.tensor([1 - 0.2, 0.5 - 0.1, 0.5 - 0.3, 0.5 - 0.4]))  # lam 1: G - V
+    assert torch.allclose(ret[:, 2], torch.tensor([1.0, 0.5, 0.5, 0.5]))
 
 
 def test_window_mode_trains_sft_and_rl_without_nans(tmp_path, toy_tokenizer):
@@ -285,3 +290,32 @@ def test_planning_on_crafter_with_subgoal_plans(toy_tokenizer):
     plans = [turn.info["plan"] for turn in traj.turns if "plan" in turn.info]
     assert plans and any(", then " in p for p in plans)  # the expert's upcoming subgoals
     assert 0 < traj.metrics["plan_frequency"] < 1 and traj.metrics["progression"] > 0
+
+
+def test_play_takes_typed_plans_and_actions(toy_model, toy_tokenizer):
+    from questline.rollout.play import play_episode
+    chat = ChatTokens(toy_tokenizer)
+    task = generate_tasks("toy/maze", 1, "hard", seed=3)[0]
+    typed = iter(["plan: north, then east", "south", "", "quit"])
+    shown: list[str] = []
+    traj = play_episode(HFEngine(toy_model, toy_tokenizer.pad_token_id), chat, task, window_cfg("dynamic"),
+                        read=lambda _: next(typed), write=shown.append)
+    t0, t1 = traj.turns[0], traj.turns[1]
+    assert t0.action.startswith("<plan>north, then east</plan>\n") and t0.info["plan_source"] == "given"
+    assert t0.info["plan_tokens"] == 0  # a person's plan costs the agent nothing
+    assert t1.action == "south" and len(traj.turns) == 3
+    row1 = toy_tokenizer.decode(traj.rows()[1].ids)
+    assert "Current plan (made 1 steps ago): north, then east" in row1
+    assert shown[0].startswith(f"[task {task.id}]")
+
+
+def test_eval_cli_with_and_without_a_plan(tmp_path, toy_model, toy_tokenizer, capsys):
+    from questline.cli import main
+    from questline.models import save_policy
+    save_policy(toy_model, toy_tokenizer, tmp_path / "policy")
+    (tmp_path / "plan.txt").write_text("north, north, east\n")
+    assert main(["eval", "toy/maze", "data.eval_size=3", "rollout.context=window", "planning.strategy=dynamic",
+                 "--policy", str(tmp_path / "policy"), "--plan", str(tmp_path / "plan.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "+ given plan on toy/maze" in out and out.count("planning: plan frequency") == 2
+    assert main(["eval", "toy/maze", "--policy", str(tmp_path / "policy"), "--plan", "nope.txt"]) == 2

@@ -147,19 +147,20 @@ class PlanTracker:
         """Take this turn's reply (forced prefix + sampled text) -> (action text, info
         to record on the turn)."""
         reply = parse_reply(prefix + sampled)
-        given = self.pending_given is not None
-        self.pending_given = None
+        given, self.pending_given = self.pending_given, None
         info: dict = {"plan_tokens": 0 if given else plan_tokens}
         if reply.error:
             info["plan_error"] = reply.error
-        if reply.plan is not None and not reply.error:
-            if given or self.cfg.may_plan(turn):
+        if given:  # a person's plan is in force whatever the model wrote after it
+            self.plan, self.made_at = given, turn
+            info["plan"], info["plan_source"] = given, "given"
+        elif reply.plan is not None and not reply.error:
+            if self.cfg.may_plan(turn):
                 self.plan, self.made_at = reply.plan, turn
-                info["plan"] = reply.plan
-                info["plan_source"] = "given" if given else "agent"
+                info["plan"], info["plan_source"] = reply.plan, "agent"
             else:
                 info["plan_violation"] = "plan not allowed at this turn"
-        elif self.cfg.must_plan(turn) and not given:
+        elif self.cfg.must_plan(turn):
             info["plan_violation"] = "plan required at this turn"
         return reply.action, info
 

@@ -123,7 +123,7 @@ def start_episode(task: Task, g: int, k: int, chat: ChatTokens, cfg: RolloutConf
             system = f"{system}\n\n{instructions(cfg.planning)}" if system else instructions(cfg.planning)
         if given_plan:
             planner.give(given_plan)
-        if cfg.planning is not None and policy != "model":
+        if cfg.planning is not None and policy == "oracle":
             synth = SyntheticPlanner(cfg.planning, random.Random(derive_seed(seed, "plan-synth", g, k, task.id)))
     traj = Trajectory(task=task, system=system, group=g)
     e = _Episode(env, traj, "", planner, synth)
