@@ -208,8 +208,9 @@ def test_window_mode_trains_sft_and_rl_without_nans(tmp_path, toy_tokenizer):
     assert all(math.isfinite(v) for r in rows for v in r.values() if isinstance(v, float))
     assert all("plan_frequency" in r and "tokens_per_episode" in r for r in rows)
     assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert all("lr" in r for r in rows)  # every iteration reached the update
     trained = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    assert trained == any(r.get("advantage_abs", 0) > 0 for r in rows)  # updates iff there was signal
+    assert trained and any(r.get("advantage_abs", 0) > 0 for r in rows)  # the plan cost differs within groups
 
 
 # ------------------------------------------------------------------ any environment

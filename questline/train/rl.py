@@ -335,10 +335,9 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
         metrics, valid, rewards, trajs = collect(engine, chat, taskset, it, recipe, it_rcfg, frac)
         t_rollout = time.perf_counter() - t0
         metrics.update(trained_episodes=len(valid), temperature=temperature)
-        if valid and valid[0].windowed:
-            batch = Batch.from_episode_rows(valid, pad_id, rewards)
-        elif valid:
-            batch = Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)])
+        if valid:
+            batch = (Batch.from_episode_rows(valid, pad_id, rewards) if valid[0].windowed else
+                     Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)]))
             metrics.update(rl_update(model, ref_model, optimizer, scheduler, batch, cfg,
                                      temperature=temperature if temperature > 0 else 1.0,
                                      use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
