@@ -1,4 +1,4 @@
-"""questline {quickstart, train, sft, eval, gen-data}"""
+"""questline {quickstart, train, sft, eval, gen-data, sweep, play}"""
 
 from __future__ import annotations
 
@@ -36,23 +36,40 @@ def cmd_sft(args) -> None:
     Pipeline(_recipe(args.recipe, args.overrides)).run(("sft",))
 
 
+def _engine(policy: str, recipe):
+    from questline.agent import ChatTokens
+    from questline.inference import HFEngine
+    from questline.models import resolve_policy
+    model, tok = resolve_policy(policy)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else ChatTokens(tok).eot_id
+    return HFEngine(model.eval(), pad, autocast=recipe.model.autocast), tok
+
+
+def _read_plan(path: str) -> str:
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"--plan: file not found: {path}")
+    plan = p.read_text().strip()
+    if not plan:
+        raise ConfigError(f"--plan: {path} is empty")
+    return plan
+
+
 def cmd_eval(args) -> None:
     from rich.console import Console
 
     from questline.agent import ChatTokens
-    from questline.inference import HFEngine
     from questline.models import resolve_policy
     from questline.train.evaluate import evaluate
-    from questline.train.pipeline import env_metrics_table, task_sets
+    from questline.train.pipeline import env_metrics_table, planning_summary, task_sets
     from questline.train.rl import rollout_config
     recipe = _recipe(args.recipe, args.overrides)
+    given = _read_plan(args.plan) if args.plan else None
     _, heldout = task_sets(recipe)
     if args.agent == "model":
         if not args.policy:
             raise ConfigError("eval: --policy is required with --agent model")
-        model, tok = resolve_policy(args.policy)
-        engine = HFEngine(model.eval(), tok.pad_token_id if tok.pad_token_id is not None else ChatTokens(tok).eot_id,
-                          autocast=recipe.model.autocast)
+        engine, tok = _engine(args.policy, recipe)
     else:  # a scripted agent still needs a tokenizer for the token-level trajectory
         from questline.data.corpus import oracle_texts
         from questline.models import train_tokenizer
@@ -60,15 +77,20 @@ def cmd_eval(args) -> None:
             oracle_texts(heldout.tasks[:20], recipe.env.config), vocab_size=recipe.model.vocab_size)
         engine = None
     chat = ChatTokens(tok)
-    res, _ = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
-                      temperature=recipe.eval.temperature, seed=recipe.seed, env_cfg=recipe.env.config,
-                      policy=args.agent)
     name = args.policy if args.agent == "model" else f"{args.agent} agent"
-    print(f"{name} on {recipe.env.name}: success {res}  score {res.score:.3f}  "
-          f"turns {res.turns:.1f}  by difficulty {res.by_difficulty}")
-    if res.env_metrics:
+    rows = []
+    for label, plan in ((name, None),) + (((f"{name} + given plan", given),) if given else ()):
+        res, _ = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
+                          temperature=recipe.eval.temperature, seed=recipe.seed, env_cfg=recipe.env.config,
+                          policy=args.agent, given_plan=plan)
+        print(f"{label} on {recipe.env.name}: success {res}  score {res.score:.3f}  "
+              f"turns {res.turns:.1f}  by difficulty {res.by_difficulty}")
+        if res.planning:
+            print(f"  planning: {planning_summary(res.planning)}")
+        rows.append((label, res))
+    if rows[0][1].env_metrics:
         console = Console(width=max(Console().width, 130))  # the metric names stay readable
-        console.print(env_metrics_table([(name, res)], f"{recipe.env.name}: {len(heldout)} held-out tasks"))
+        console.print(env_metrics_table(rows, f"{recipe.env.name}: {len(heldout)} held-out tasks"))
 
 
 def cmd_gen_data(args) -> None:
@@ -79,11 +101,19 @@ def cmd_gen_data(args) -> None:
     from questline.rollout import rollout
     from questline.train.pipeline import task_sets
     from questline.train.rl import rollout_config
-    recipe = _recipe(args.recipe, args.overrides)
+    overrides = list(args.overrides) + ([f"planning.strategy={args.planning}"] if args.planning else [])
+    recipe = _recipe(args.recipe, overrides)
     train, _ = task_sets(recipe)
     _, tok = resolve_policy(args.tokenizer) if args.tokenizer else (None, None)
     tasks = train.batch(0, args.n or len(train))
-    if tok is None:
+    if tok is None and recipe.planning is not None:  # chat text with synthetic plans
+        from questline.agent.plan_synth import synthetic_episode
+        from questline.train.rl import rollout_config
+        pcfg = rollout_config(recipe).planning
+        rows = [synthetic_episode(task, pcfg, context=recipe.rollout.context, env_cfg=recipe.env.config,
+                                  seed=recipe.seed, max_turns=recipe.rollout.max_turns,
+                                  action_format=recipe.rollout.action_format) for task in tasks]
+    elif tok is None:
         rows = []
         from questline.envs import make
         for task in tasks:
@@ -103,7 +133,32 @@ def cmd_gen_data(args) -> None:
                         env_cfg=recipe.env.config)
         rows = [t.to_dict() for t in trajs]
     write_jsonl(args.out, rows)
-    print(f"wrote {len(rows)} oracle trajectories to {args.out}")
+    what = f" with {recipe.planning.strategy} planning" if recipe.planning is not None else ""
+    print(f"wrote {len(rows)} oracle trajectories{what} to {args.out}")
+    if recipe.planning is not None:
+        from questline.agent.planning import aggregate_planning
+        print("planning:", {k: round(v, 3) for k, v in aggregate_planning([r["metrics"] for r in rows]).items()})
+
+
+def cmd_play(args) -> None:
+    from questline.agent import ChatTokens
+    from questline.rollout.play import play_episode
+    from questline.train.pipeline import task_sets
+    from questline.train.rl import rollout_config
+    recipe = _recipe(args.recipe, args.overrides)
+    _, heldout = task_sets(recipe)
+    if not 0 <= args.task < len(heldout):
+        raise ConfigError(f"play: --task must be in 0..{len(heldout) - 1}, got {args.task}")
+    engine, tok = _engine(args.policy, recipe)
+    cfg = rollout_config(recipe, temperature=0.0)
+
+    def read(prompt: str) -> str:
+        try:
+            return input(prompt)
+        except EOFError:
+            return "quit"
+    play_episode(engine, ChatTokens(tok), heldout.tasks[args.task], cfg, read=read, write=print,
+                 env_cfg=recipe.env.config, seed=recipe.seed)
 
 
 def sweep_path(name: str) -> Path:
@@ -140,10 +195,17 @@ def main(argv: list[str] | None = None) -> int:
                     "defines (travelplanner: greedy, random)")
     ev.add_argument("--policy", default="", help="HF directory or smollm2-135m-instruct")
     ev.add_argument("--sampled", action="store_true", help="sample instead of greedy decoding")
+    ev.add_argument("--plan", default="", help="text file with a plan: evaluate without and with it as the "
+                    "current plan (steering)")
     gd = add("gen-data", cmd_gen_data, "write oracle trajectories to jsonl")
     gd.add_argument("--out", required=True)
     gd.add_argument("--n", type=int, default=0, help="episodes (default: the whole train set)")
     gd.add_argument("--tokenizer", default="", help="also write token ids with this policy's tokenizer")
+    gd.add_argument("--planning", default="", choices=["", "dynamic", "always", "every_k", "never"],
+                    help="insert synthetic plans (sets planning.strategy)")
+    pl = add("play", cmd_play, "play a held-out task with a policy, typing plans or actions at any step")
+    pl.add_argument("--policy", required=True, help="HF directory (e.g. runs/x/sft) or smollm2-135m-instruct")
+    pl.add_argument("--task", type=int, default=0, help="index of the held-out task")
     sw = add("sweep", cmd_sweep, "run a sweep file (variants x seeds) and write a report with plots")
     sw.add_argument("--root", default="runs", help="directory for the sweep's runs")
     args = p.parse_args(argv)

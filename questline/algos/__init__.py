@@ -1,4 +1,4 @@
-from questline.algos.advantages import ADVANTAGES, compute_advantages
+from questline.algos.advantages import ADVANTAGES, compute_advantages, episode_advantages
 from questline.algos.losses import (
            LOSSES,
            aggregate,
@@ -10,5 +10,5 @@ from questline.algos.losses import (
 
 CRITIC_ESTIMATORS = ("gae", "gae_turn")  # estimators that need a learned value model
 
-__all__ = ["ADVANTAGES", "CRITIC_ESTIMATORS", "LOSSES", "aggregate", "compute_advantages", "kl_penalty",
+__all__ = ["ADVANTAGES", "CRITIC_ESTIMATORS", "LOSSES", "aggregate", "compute_advantages", "episode_advantages", "kl_penalty",
            "masked_mean", "truncated_importance_weights", "value_loss"]

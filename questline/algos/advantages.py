@@ -33,6 +33,39 @@ def compute_advantages(name: str, token_rewards, mask, group_ids, **kw):
     return ADVANTAGES.get(name)(token_rewards, mask, group_ids, **kw)
 
 
+def episode_advantages(name: str, token_rewards, mask, group_ids, episode_ids, row_turns, *,
+                       values=None, step_keys=None, **kw):
+    """Window context: rows are single turns of episodes. Each episode is folded into
+    a sequence with one "token" per turn (the row's summed reward, value at the row's
+    first policy token, the row's step key), the estimator runs on those [E, K]
+    sequences exactly as on a full-context episode, and each turn's advantage and
+    return are spread over its row's policy tokens. So group baselines are over
+    episodes (never weighted by their number of turns) and each turn's reward still
+    sits on the last token of its row. Token-level `gae` becomes turn-level (the
+    same as `gae_turn`); `reinforce_pp` whitens over turns instead of tokens."""
+    n_ep = int(episode_ids.max()) + 1 if len(episode_ids) else 0
+    k = int(row_turns.max()) + 1 if len(row_turns) else 0
+    on = mask > 0
+    first = on & ~torch.nn.functional.pad(on[:, :-1], (1, 0), value=False)
+    turn_rew = torch.zeros(n_ep, k)
+    turn_mask = torch.zeros(n_ep, k)
+    turn_val = torch.zeros(n_ep, k)
+    turn_key = torch.full((n_ep, k), -1, dtype=torch.long)
+    turn_rew[episode_ids, row_turns] = (token_rewards * on).sum(-1)
+    turn_mask[episode_ids, row_turns] = on.any(-1).float()
+    if values is not None:
+        turn_val[episode_ids, row_turns] = (values * first).sum(-1)
+    if step_keys is not None:
+        turn_key[episode_ids, row_turns] = torch.where(on, step_keys, -1).max(-1).values
+    groups = torch.zeros(n_ep, dtype=torch.long)
+    groups[episode_ids] = group_ids
+    turn_ids = torch.where(turn_mask > 0, torch.arange(k)[None].expand(n_ep, k), -1)
+    adv, ret = compute_advantages(name, turn_rew, turn_mask, groups, values=turn_val if values is not None else None,
+                                  turn_ids=turn_ids, step_keys=turn_key, **kw)
+    spread = lambda x: x[episode_ids, row_turns][:, None] * on  # noqa: E731
+    return spread(adv), spread(ret)
+
+
 # ----------------------------------------------------------------- building blocks
 def returns_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
     """G_t = r_t + gamma * G_(next policy token); environment tokens are skipped."""

@@ -59,6 +59,11 @@ class Trajectory:
     ids        prompt + (action ids + observation suffix ids) per turn
     loss_mask  1 on sampled policy tokens, 0 on prompt / observation tokens
     logprobs   sampling logprob on policy tokens, 0 elsewhere
+
+    Window context (`rollout.context: window`): every turn had its own prompt, so
+    `ids` holds one row per turn back to back (that turn's prompt ids, then its
+    sampled ids) and `row_starts[k]` is where turn k's row begins. Such an episode
+    is trained as one row per turn (`rows()`); `row_starts` is empty in full mode.
     """
 
     task: Task
@@ -77,6 +82,7 @@ class Trajectory:
     done: bool = False
     group: int = 0  # index of the group (task x group_size samples) within a batch
     tokens_forwarded: int = 0  # tokens this episode pushed through the model
+    row_starts: list[int] = field(default_factory=list)  # window context: where each turn's row begins
 
     @property
     def turn_rewards(self) -> list[float]:
@@ -100,6 +106,28 @@ class Trajectory:
         for turn, r in zip(self.turns, turn_rewards if turn_rewards is not None else self.turn_rewards):
             rewards[turn.end - 1] += r
         return rewards
+
+    @property
+    def windowed(self) -> bool:
+        return bool(self.row_starts)
+
+    def rows(self) -> list[Trajectory]:
+        """The training rows: [self] in full context; in window context one
+        single-turn trajectory per turn (its prompt + sampled ids, the turn's reward
+        on its last token), sharing the episode's group and metrics."""
+        if not self.row_starts:
+            return [self]
+        out = []
+        ends = self.row_starts[1:] + [len(self.ids)]
+        for k, (a, b) in enumerate(zip(self.row_starts, ends)):
+            turn = self.turns[k]
+            row_turn = Turn(**{**asdict(turn), "start": turn.start - a, "end": turn.end - a})
+            out.append(Trajectory(
+                task=self.task, system=self.system, first_observation=self.first_observation,
+                ids=self.ids[a:b], loss_mask=self.loss_mask[a:b], logprobs=self.logprobs[a:b],
+                turns=[row_turn], prompt_len=turn.start - a, metrics=self.metrics,
+                truncated=self.truncated, truncation=self.truncation, done=self.done, group=self.group))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -131,6 +159,8 @@ class Batch:
     returns: torch.Tensor | None = None
     ref_logprobs: torch.Tensor | None = None
     values: torch.Tensor | None = None  # critic values before the update
+    episode_ids: torch.Tensor | None = None  # window context: [B] episode of each row (None in full)
+    row_turns: torch.Tensor | None = None  # window context: [B] turn index of each row
 
     @classmethod
     def from_trajectories(
@@ -162,6 +192,32 @@ class Batch:
                 step_keys[i, turn.start:turn.end][on] = key
                 state = str(turn.info.get("state_key", f"<unknown {i}:{k}>"))
         return cls(ids, attn, mask, lps, rew, groups, turn_ids, step_keys, lps.clone())
+
+    @classmethod
+    def from_episode_rows(cls, trajs: list[Trajectory], pad_id: int,
+                          turn_rewards: list[list[float]] | None = None) -> Batch:
+        """Window context: one row per turn of each episode. A row's reward is its
+        turn's reward on its last policy token; `episode_ids` / `row_turns` let the
+        advantage estimators work per episode (`algos.episode_advantages`); a row's
+        step key is (group, state before the turn), as in full context."""
+        rows, rewards, episode, turn_idx, keys = [], [], [], [], []
+        key_ids: dict[tuple, int] = {}
+        for i, tr in enumerate(trajs):
+            state = "<start>"
+            rs = turn_rewards[i] if turn_rewards is not None else tr.turn_rewards
+            for k, (row, r) in enumerate(zip(tr.rows(), rs)):
+                rows.append(row)
+                rewards.append(row.token_rewards([r]))
+                episode.append(i)
+                turn_idx.append(k)
+                keys.append(key_ids.setdefault((tr.group, state), len(key_ids)))
+                state = str(tr.turns[k].info.get("state_key", f"<unknown {i}:{k}>"))
+        batch = cls.from_trajectories(rows, pad_id, rewards)
+        on = batch.turn_ids >= 0
+        batch.step_keys = torch.where(on, torch.tensor(keys, dtype=torch.long)[:, None], batch.step_keys)
+        batch.episode_ids = torch.tensor(episode, dtype=torch.long)
+        batch.row_turns = torch.tensor(turn_idx, dtype=torch.long)
+        return batch
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

@@ -7,6 +7,7 @@ from questline.envs.base import (
     generate_tasks,
     make,
     parse_tool_call,
+    prepare,
     register,
     registered,
     tool,
@@ -16,8 +17,9 @@ register("toy/maze", "questline.envs.toy.maze:MazeEnv")
 register("toy/shop", "questline.envs.toy.shop:ShopEnv")
 register("travelplanner", "questline.envs.travelplanner.env:TravelPlannerEnv")
 register("swe", "questline.envs.swe.env:SweEnv")
+register("crafter", "questline.envs.crafter.env:CrafterEnv")
 
 __all__ = [
     "DIFFICULTIES", "Env", "ToolError", "call_tool", "env_class", "generate_tasks", "make",
-    "parse_tool_call", "register", "registered", "tool",
+    "parse_tool_call", "prepare", "register", "registered", "tool",
 ]

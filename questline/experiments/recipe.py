@@ -5,6 +5,7 @@ one clear error naming the field and what is allowed."""
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -154,6 +155,19 @@ class RolloutSettings(_Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     action_format: Literal["react", "json", "raw"] = "react"  # raw: the env parses the whole reply (swe)
     env_workers: int = Field(1, gt=0)  # threads stepping episodes at once (envs that wait on subprocesses)
+    # full: one growing sequence per episode; window: each turn's prompt rendered afresh
+    # (system + current plan + latest observation), trained as one row per turn
+    context: Literal["full", "window"] = "full"
+
+
+class PlanningSettings(_Strict):
+    """Dynamic planning agent mode (questline.agent.planning)."""
+    strategy: Literal["never", "always", "every_k", "dynamic"] = "dynamic"
+    k: int = Field(4, ge=1)  # every_k: plan on turns 0, k, 2k, ...
+    plan_cost: float = Field(0.0, ge=0)  # RL reward cost per sampled plan token
+    max_plan_tokens: int = Field(32, gt=0)  # extra generation budget on turns a plan may be written
+    extra_rate: float = Field(0.15, ge=0, le=1)  # synthetic SFT data: extra plans at random turns (dynamic)
+    horizon: int = Field(3, gt=0)  # synthetic SFT data: subgoals / oracle actions a plan looks ahead
 
 
 class EvalConfig(_Strict):
@@ -183,6 +197,7 @@ class Recipe(_Strict):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    planning: PlanningSettings | None = None  # the dynamic planning agent mode (off when absent)
 
     @model_validator(mode="after")
     def _check(self) -> Recipe:
@@ -210,6 +225,8 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
         if field is None:
             return None
         cls = field.annotation
+        models = [a for a in typing.get_args(cls) if isinstance(a, type) and issubclass(a, BaseModel)]
+        cls = models[0] if models else cls  # an optional section (planning)
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 

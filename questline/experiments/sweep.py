@@ -13,6 +13,11 @@ untrained evaluation and SFT run once per seed in runs/<name>/base-s<seed>/ and
 every variant starts RL from that same policy: the comparison isolates the RL
 choice. The report is a table (held-out success, RL - SFT with its 95% interval,
 RL wall time) printed and written to report.md/json, plus learning curves as PNG.
+
+`report: planning` (recipes/sweeps/planning.yaml) adds the planning comparison:
+per variant and stage (SFT-only, SFT+RL) the held-out progression (an env metric
+named `progression` when there is one, else success), score, planning frequency,
+policy tokens and plan tokens per episode, as planning.md and planning.png.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field
@@ -39,6 +45,7 @@ class Sweep(_Strict):
     overrides: list[str] = Field(default_factory=list)
     seeds: list[int] = Field(default_factory=lambda: [0])
     variants: dict[str, list[str]]
+    report: Literal["success", "planning"] = "success"
 
 
 def load_sweep(path: str | Path, extra: list[str] = ()) -> Sweep:
@@ -109,6 +116,7 @@ def _row(variant: str, seed: int, run_dir: Path, results: dict, wall: float) -> 
     g = lambda stage: results.get(stage, {}).get("greedy", {})  # noqa: E731
     diff = results.get("rl_minus_sft", {})
     return {"variant": variant, "seed": seed, "run_dir": str(run_dir),
+            "stages": {st: g(st) for st in ("sft", "rl") if g(st)},
             "sft": g("sft").get("success"), "rl": g("rl").get("success"),
             "rl_ci": [g("rl").get("ci_low"), g("rl").get("ci_high")],
             "diff": diff.get("diff"), "diff_ci": [diff.get("ci_low"), diff.get("ci_high")],
@@ -148,6 +156,77 @@ def write_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console
     (out_dir / "report.json").write_text(json.dumps(rows, indent=2))
     png = plot_curves(rows, out_dir / "curves.png", title=sweep.name)
     console.print(f"report: {out_dir / 'report.md'}, curves: {png}")
+    if sweep.report == "planning":
+        write_planning_report(sweep, rows, out_dir, console)
+
+
+STAGE_NAMES = {"sft": "SFT", "rl": "SFT+RL"}
+
+
+def planning_rows(rows: list[dict]) -> list[dict]:
+    """One row per (variant, seed, stage) with the planning comparison's columns."""
+    out = []
+    for r in rows:
+        for stage, res in r.get("stages", {}).items():
+            env = res.get("env_metrics", {})
+            p = res.get("planning", {})
+            out.append({"variant": r["variant"], "seed": r["seed"], "stage": STAGE_NAMES[stage],
+                        "progression": env.get("progression", res.get("success", 0.0)),
+                        "score": env.get("crafter_score", res.get("score", 0.0)),
+                        "plan_frequency": p.get("plan_frequency", 0.0),
+                        "tokens_per_episode": p.get("tokens_per_episode", 0.0),
+                        "plan_tokens_per_episode": p.get("plan_tokens_per_episode", 0.0)})
+    return out
+
+
+def write_planning_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console) -> Path:
+    prow = planning_rows(rows)
+    cols = ("variant", "seed", "stage", "progression", "score", "plan freq", "tokens/episode", "plan tokens/episode")
+    table = Table(title=f"{sweep.name}: planning comparison (held-out, greedy; progression = success "
+                        "where the env has no progression metric)")
+    for c in cols:
+        table.add_column(c)
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in prow:
+        cells = (r["variant"], str(r["seed"]), r["stage"], f"{r['progression']:.3f}", f"{r['score']:.3f}",
+                 f"{r['plan_frequency']:.2f}", f"{r['tokens_per_episode']:.1f}", f"{r['plan_tokens_per_episode']:.1f}")
+        table.add_row(*cells)
+        md.append("| " + " | ".join(cells) + " |")
+    console.print(table)
+    (out_dir / "planning.md").write_text("\n".join(md) + "\n")
+    (out_dir / "planning.json").write_text(json.dumps(prow, indent=2))
+    png = plot_planning(prow, out_dir / "planning.png", title=sweep.name)
+    console.print(f"planning report: {out_dir / 'planning.md'}, plot: {png}")
+    return png
+
+
+def plot_planning(prow: list[dict], path: Path, title: str = "") -> Path:
+    """Bars per variant (SFT and SFT+RL side by side, means over seeds): progression,
+    planning frequency and plan tokens per episode."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    variants = list(dict.fromkeys(r["variant"] for r in prow))
+    stages = list(dict.fromkeys(r["stage"] for r in prow))
+    keys = (("progression", "progression / success"), ("plan_frequency", "plans per turn"),
+            ("plan_tokens_per_episode", "plan tokens per episode"))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8))
+    width = 0.8 / max(len(stages), 1)
+    for ax, (key, label) in zip(axes, keys):
+        for j, stage in enumerate(stages):
+            ys = []
+            for v in variants:
+                vals = [r[key] for r in prow if r["variant"] == v and r["stage"] == stage]
+                ys.append(sum(vals) / len(vals) if vals else 0.0)
+            ax.bar([i + (j - (len(stages) - 1) / 2) * width for i in range(len(variants))], ys, width, label=stage)
+        ax.set_xticks(range(len(variants)), variants, rotation=20)
+        ax.set_title(label, fontsize=10)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_curves(rows: list[dict], path: Path, title: str = "", key: str = "success",

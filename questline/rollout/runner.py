@@ -7,18 +7,47 @@ never cost compute and never hold the others back. The same loop runs scripted
 policies: `policy="oracle"` (demonstrations for SFT) or any other name an env
 knows (`env.scripted_action(policy)`, e.g. TravelPlanner's `greedy` and `random`
 baselines): their actions are tokenised, and nothing else changes.
+
+Context modes (`RolloutConfig.context`)
+  full    one growing sequence per episode: prompt + (action + observation) per
+          turn; the engine keeps each episode's KV cache between turns.
+  window  each turn's prompt is rendered afresh: system + (current plan) + latest
+          observation (an env that wants a history puts it in its observation).
+          The trajectory stores every turn's row back to back: the row's prompt
+          ids (loss mask 0) then the sampled ids, exactly as the engine saw and
+          sampled them; `Trajectory.row_starts[k]` is where turn k's row begins.
+          Training splits an episode into one row per turn (`split_rows`); see
+          `questline.rollout.context`. No KV cache is reused across turns (each
+          prompt is new), so the engine is called without sessions.
+
+Planning (`RolloutConfig.planning`, `questline.agent.planning`): a per-episode
+`PlanTracker` adds the rules to the system prompt, forces a prefix where the
+strategy requires a plan (prompt tokens), splits each reply into plan + action and
+keeps the latest plan. Scripted policies write plans with `SyntheticPlanner`.
+`given_plan` (steering) starts every episode from a person's plan.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from questline.agent import ChatTokens, parse_action
+from questline.agent.plan_synth import SyntheticPlanner
+from questline.agent.planning import (
+    CLOSE,
+    PlanningConfig,
+    PlanTracker,
+    instructions,
+    parse_reply,
+    plan_token_count,
+    planning_metrics,
+)
 from questline.core import Task, Trajectory, Turn, derive_seed
-from questline.envs import make
+from questline.envs import make, prepare
 from questline.inference import Engine, Generation, SamplingParams
 
 
@@ -31,6 +60,12 @@ class RolloutConfig:
     top_p: float = 1.0
     action_format: str = "react"
     env_workers: int = 1  # threads that step episodes concurrently (swe waits on test subprocesses)
+    context: str = "full"  # "full" | "window" (see the module docstring)
+    planning: PlanningConfig | None = None
+
+    def __post_init__(self):
+        if self.context not in ("full", "window"):
+            raise ValueError(f"rollout.context: '{self.context}' is not one of full, window")
 
 
 @dataclass
@@ -38,6 +73,11 @@ class _Episode:
     env: Any
     traj: Trajectory
     session: str
+    planner: PlanTracker | None = None
+    synth: SyntheticPlanner | None = None
+    obs: str = ""  # latest observation (window mode renders each prompt afresh)
+    prefix: str = ""  # text forced at the start of this turn's reply
+    prefix_ids: list[int] | None = None
 
 
 def rollout(
@@ -51,54 +91,107 @@ def rollout(
     env_cfg: dict | None = None,
     policy: str = "model",
     progress=None,
+    given_plan: str | None = None,
 ) -> list[Trajectory]:
-    """`progress`, when given, is called with the number of episodes just finished."""
+    """`progress`, when given, is called with the number of episodes just finished.
+    `given_plan` (steering) is placed in context as the current plan at the first turn."""
+    prepare(tasks, env_cfg)  # envs with slow resets build all start states at once
     episodes = []
     for g, task in enumerate(tasks):
         for k in range(group_size):
-            env = make(task.env, **(env_cfg or {}))
-            traj = Trajectory(task=task, system=env.instructions, group=g)
-            try:
-                obs = env.reset(task)
-            except Exception as e:  # an env that cannot start is an infra failure
-                traj.infra_failed, traj.infra_error, traj.done = True, f"reset: {e!r}", True
-                episodes.append(_Episode(env, traj, ""))
-                continue
-            traj.first_observation = obs
-            traj.ids = chat.prompt_ids(env.instructions, obs)
-            traj.prompt_len = len(traj.ids)
-            traj.loss_mask = [0] * len(traj.ids)
-            traj.logprobs = [0.0] * len(traj.ids)
-            episodes.append(_Episode(env, traj, f"{seed}/{g}/{k}/{task.id}"))
-
-    params = SamplingParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, (chat.eot_id,))
+            episodes.append(start_episode(task, g, k, chat, cfg, seed=seed, env_cfg=env_cfg,
+                                          policy=policy, given_plan=given_plan))
     live = [e for e in episodes if not e.traj.done]
     pool = ThreadPoolExecutor(cfg.env_workers) if cfg.env_workers > 1 else None
     try:
-        _run_turns(live, engine, chat, cfg, params, policy, seed, pool, progress)
+        _run_turns(live, engine, chat, cfg, policy, seed, pool, progress)
     finally:
         if pool is not None:
             pool.shutdown()
     return [e.traj for e in episodes]
 
 
-def _run_turns(live, engine, chat, cfg, params, policy, seed, pool, progress) -> None:
+def start_episode(task: Task, g: int, k: int, chat: ChatTokens, cfg: RolloutConfig, *, seed: int = 0,
+                  env_cfg: dict | None = None, policy: str = "model", given_plan: str | None = None) -> _Episode:
+    """Build the env, reset it and write the first prompt (full mode)."""
+    env = make(task.env, **(env_cfg or {}))
+    system = env.instructions
+    planner = synth = None
+    if cfg.planning is not None or given_plan:
+        planner = PlanTracker(cfg.planning or PlanningConfig("never"))
+        if cfg.planning is not None:
+            system = f"{system}\n\n{instructions(cfg.planning)}" if system else instructions(cfg.planning)
+        if given_plan:
+            planner.give(given_plan)
+        if cfg.planning is not None and policy == "oracle":
+            synth = SyntheticPlanner(cfg.planning, random.Random(derive_seed(seed, "plan-synth", g, k, task.id)))
+    traj = Trajectory(task=task, system=system, group=g)
+    e = _Episode(env, traj, "", planner, synth)
+    try:
+        obs = env.reset(task)
+    except Exception as err:  # an env that cannot start is an infra failure
+        traj.infra_failed, traj.infra_error, traj.done = True, f"reset: {err!r}", True
+        return e
+    traj.first_observation = e.obs = obs
+    e.session = f"{seed}/{g}/{k}/{task.id}"
+    if cfg.context == "full":
+        traj.ids = chat.prompt_ids(system, obs)
+        traj.prompt_len = len(traj.ids)
+        traj.loss_mask = [0] * len(traj.ids)
+        traj.logprobs = [0.0] * len(traj.ids)
+    return e
+
+
+def prepare_turn(e: _Episode, chat: ChatTokens, cfg: RolloutConfig, turn: int, forced: bool = True) -> list[int]:
+    """Write this turn's prompt into the trajectory and return the ids the engine
+    continues: the whole sequence (full) or this turn's row (window), ending with
+    the forced prefix if the strategy or a given plan sets one (`forced=False`: none,
+    for a person's action in `questline play`)."""
+    tr = e.traj
+    e.prefix = e.planner.prefix(turn) if (e.planner and forced) else ""
+    e.prefix_ids = chat.tokenizer.encode(e.prefix, add_special_tokens=False) if e.prefix else []
+    start = 0
+    if cfg.context == "window":
+        text = e.planner.window_text(e.obs, turn) if e.planner else e.obs
+        row = chat.prompt_ids(tr.system, text)
+        start = len(tr.ids)
+        tr.row_starts.append(start)
+        if turn == 0:
+            tr.prompt_len = len(row)
+        _append(tr, row, 0)
+    _append(tr, e.prefix_ids, 0)
+    return tr.ids[start:]
+
+
+def _append(tr: Trajectory, ids: list[int], mask: int, logprobs: list[float] | None = None) -> None:
+    tr.ids += ids
+    tr.loss_mask += [mask] * len(ids)
+    tr.logprobs += logprobs if logprobs is not None else [0.0] * len(ids)
+
+
+def _run_turns(live, engine, chat, cfg, policy, seed, pool, progress) -> None:
     turn = 0
+    window = cfg.context == "window"
     while live:
+        prompts = [prepare_turn(e, chat, cfg, turn) for e in live]
+        budget = max(e.planner.max_new_tokens(turn, cfg.max_new_tokens) if e.planner else cfg.max_new_tokens
+                     for e in live)
+        params = SamplingParams(cfg.temperature, cfg.top_p, budget, (chat.eot_id,))
         t0 = time.perf_counter()
         if policy != "model":
-            gens = [_scripted_generation(e.env, chat, policy) for e in live]
+            gens = [_scripted_generation(e, chat, policy, turn) for e in live]
         else:
-            gens = engine.generate([e.traj.ids for e in live], params, [e.session for e in live],
+            gens = engine.generate(prompts, params, None if window else [e.session for e in live],
                                    seed=derive_seed(seed, "turn", turn))
         gen_seconds = (time.perf_counter() - t0) / len(live)
         secs = [gen_seconds] * len(live)
-        if pool is not None and len(live) > 1:
-            finished = list(pool.map(_play_turn, live, [chat] * len(live), gens, secs, [cfg] * len(live)))
+        n = len(live)
+        if pool is not None and n > 1:
+            finished = list(pool.map(_play_turn, live, [chat] * n, gens, secs, [cfg] * n, [turn] * n))
         else:
-            finished = [_play_turn(e, chat, gen, s, cfg) for e, gen, s in zip(live, gens, secs)]
+            finished = [_play_turn(e, chat, gen, s, cfg, turn) for e, gen, s in zip(live, gens, secs)]
         still = [e for e, done in zip(live, finished) if not done]
-        if engine is not None:
+        if engine is not None and not window:
             engine.end_sessions([e.session for e in live if e.traj.done])
         for e in live:
             if e.traj.done:
@@ -109,48 +202,77 @@ def _run_turns(live, engine, chat, cfg, params, policy, seed, pool, progress) ->
         turn += 1
 
 
-def _scripted_generation(env, chat: ChatTokens, policy: str) -> Generation:
-    ids = chat.action_ids(env.scripted_action(policy))
+def _scripted_generation(e: _Episode, chat: ChatTokens, policy: str, turn: int) -> Generation:
+    """A scripted reply (with synthetic plans when planning), minus the forced prefix."""
+    text = e.synth.reply(e.env, turn) if e.synth else e.env.scripted_action(policy)
+    if e.prefix and text.startswith(e.prefix):
+        text = text[len(e.prefix):]
+    elif e.prefix and CLOSE in e.prefix:  # a given plan is in force: keep only the action
+        text = parse_reply(text).action.strip() or text
+    ids = _encode_reply(chat, text)
     return Generation(ids, [0.0] * len(ids), "stop")
 
 
-def _play_turn(e: _Episode, chat: ChatTokens, gen: Generation, gen_seconds: float, cfg) -> bool:
-    """Append one sampled action, step the env, append the observation. Returns done."""
+def _encode_reply(chat: ChatTokens, text: str) -> list[int]:
+    """A scripted reply's ids. A plan block is tokenised on its own, then the action:
+    the same token boundary as when a plan is forced as a prefix (steering), so a
+    model trained on these ids continues a given plan as it continues its own."""
+    end = text.find(CLOSE)
+    if end < 0:
+        return chat.action_ids(text)
+    end += len(CLOSE) + (text[end + len(CLOSE):].startswith("\n"))
+    return chat.tokenizer.encode(text[:end], add_special_tokens=False) + chat.action_ids(text[end:])
+
+
+def _decode(chat: ChatTokens):
+    return lambda ids: chat.tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def _play_turn(e: _Episode, chat: ChatTokens, gen: Generation, gen_seconds: float, cfg, turn: int = 0) -> bool:
+    """Append one sampled action, step the env, append the observation (full mode).
+    Returns done."""
     tr = e.traj
     ids, lps, forwarded = gen.ids, gen.logprobs, gen.stats.get("forwarded", 0)
     start = len(tr.ids)
-    tr.ids += ids
-    tr.loss_mask += [1] * len(ids)
-    tr.logprobs += lps
+    _append(tr, ids, 1, list(lps))
     tr.tokens_forwarded += forwarded
     if ids[-1] != chat.eot_id:  # cut off at max_new_tokens: close the turn, not trained on
-        tr.ids.append(chat.eot_id)
-        tr.loss_mask.append(0)
-        tr.logprobs.append(0.0)
+        _append(tr, [chat.eot_id], 0)
     text = chat.decode_action(ids)
-    action = parse_action(text, cfg.action_format)
+    action_text, plan_info = text, {}
+    if e.planner is not None:
+        sampled = ids[:-1] if ids and ids[-1] == chat.eot_id else ids
+        n_plan = plan_token_count(_decode(chat), e.prefix_ids or [], sampled)
+        action_text, plan_info = e.planner.accept(turn, e.prefix, text, n_plan)
+        text = e.prefix + text
+    action = parse_action(action_text, cfg.action_format)
     t0 = time.perf_counter()
     try:
         step = e.env.step(action)
     except Exception as err:  # the environment, not the agent, failed
-        tr.turns.append(Turn(text, "", 0.0, start, start + len(ids), gen_seconds))
+        tr.turns.append(Turn(text, "", 0.0, start, start + len(ids), gen_seconds, info=plan_info))
         tr.infra_failed, tr.infra_error, tr.done = True, f"step: {err!r}", True
         return True
     env_seconds = time.perf_counter() - t0
+    info = {k: v for k, v in step.info.items() if k != "metrics"}
     tr.turns.append(Turn(text, step.observation, float(step.reward), start, start + len(ids),
-                         gen_seconds, env_seconds, {k: v for k, v in step.info.items() if k != "metrics"}))
+                         gen_seconds, env_seconds, {**info, **plan_info}))
     if step.info.get("infra_error"):
         tr.infra_failed, tr.infra_error = True, str(step.info["infra_error"])
     if step.done or tr.infra_failed:
         return _finish(e, step.info.get("metrics"), truncation="max_turns" if step.info.get("truncated") else "")
     if len(tr.turns) >= cfg.max_turns:
         return _finish(e, None, "max_turns")
+    if cfg.context == "window":
+        e.obs = step.observation
+        text = e.planner.window_text(e.obs, turn + 1) if e.planner else e.obs
+        if len(chat.prompt_ids(tr.system, text)) + cfg.max_new_tokens > cfg.max_context_tokens:
+            return _finish(e, None, "max_tokens")
+        return False
     obs_ids = chat.observation_ids(step.observation)
     if len(tr.ids) + len(obs_ids) + cfg.max_new_tokens > cfg.max_context_tokens:
         return _finish(e, None, "max_tokens")
-    tr.ids += obs_ids
-    tr.loss_mask += [0] * len(obs_ids)
-    tr.logprobs += [0.0] * len(obs_ids)
+    _append(tr, obs_ids, 0)
     return False
 
 
@@ -159,6 +281,8 @@ def _finish(e: _Episode, metrics: dict | None, truncation: str) -> bool:
     if metrics is None:
         metrics = dict(getattr(e.env, "metrics", lambda: {})())
     tr.metrics = {"success": 0.0, "score": 0.0, **{k: float(v) for k, v in (metrics or {}).items()}}
+    if e.planner is not None:
+        tr.metrics.update(planning_metrics([t.info for t in tr.turns], tr.num_policy_tokens))
     tr.metrics["turns"] = float(len(tr.turns))
     tr.truncated, tr.truncation = bool(truncation), truncation
     tr.done = True

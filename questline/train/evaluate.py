@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, replace
 
+from questline.agent.planning import aggregate_planning
 from questline.core import Trajectory
 from questline.rollout import RolloutConfig, rollout
 
@@ -55,6 +56,7 @@ class EvalResult:
     per_task: dict[str, float] = field(default_factory=dict)  # task id -> success (mean over samples)
     env_metrics: dict[str, float] = field(default_factory=dict)  # the env's own table (Env.aggregate)
     per_task_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> task id -> mean
+    planning: dict[str, float] = field(default_factory=dict)  # agent.planning.aggregate_planning ({} when off)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,13 +93,16 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
         by_difficulty={k: mean(v) for k, v in sorted(by.items())},
         per_task={k: mean(v) for k, v in per_task.items()},
         env_metrics=env_metrics,
+        planning=aggregate_planning([t.metrics for t in ok]),
         per_task_metrics={m: {k: mean(v) for k, v in d.items()} for m, d in per_metric.items()},
     )
 
 
 def evaluate(engine, chat, tasks, cfg: RolloutConfig, *, greedy: bool = True,
              temperature: float = 1.0, seed: int = 0, env_cfg: dict | None = None,
-             progress=None, policy: str = "model") -> tuple[EvalResult, list[Trajectory]]:
+             progress=None, policy: str = "model", given_plan: str | None = None
+             ) -> tuple[EvalResult, list[Trajectory]]:
     cfg = replace(cfg, temperature=0.0 if greedy else temperature, top_p=1.0)
-    trajs = rollout(engine, chat, tasks, cfg, seed=seed, env_cfg=env_cfg, progress=progress, policy=policy)
+    trajs = rollout(engine, chat, tasks, cfg, seed=seed, env_cfg=env_cfg, progress=progress, policy=policy,
+                    given_plan=given_plan)
     return summarise(trajs), trajs

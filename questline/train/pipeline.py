@@ -45,8 +45,14 @@ def initial_policy(recipe: Recipe, train: TaskSet):
     if recipe.model.path:
         model, tok = resolve_policy(recipe.model.path)
     else:
-        corpus = oracle_texts(train.batch(0, min(recipe.data.tokenizer_corpus_tasks, len(train))),
-                              recipe.env.config)
+        tasks = train.batch(0, min(recipe.data.tokenizer_corpus_tasks, len(train)))
+        corpus = oracle_texts(tasks, recipe.env.config)
+        if recipe.planning is not None:  # plans, plan rules and "Current plan" become known words
+            from questline.agent.plan_synth import synthetic_texts
+            from questline.agent.planning import PlanningConfig
+            corpus += synthetic_texts(tasks, PlanningConfig(**recipe.planning.model_dump()),
+                                      context=recipe.rollout.context, env_cfg=recipe.env.config,
+                                      seed=recipe.seed)
         tok = train_tokenizer(corpus, vocab_size=recipe.model.vocab_size)
         model = build_model(recipe.model.preset, tok, seed=recipe.seed)
     save_policy(model, tok, init_dir)
@@ -97,6 +103,8 @@ class Pipeline:
             first = first or res
             self.say(f"{stage:>10} {mode:>7}: success {res}  score {res.score:.3f}  "
                      f"by difficulty {json.dumps({k: round(v, 3) for k, v in res.by_difficulty.items()})}")
+            if res.planning:
+                self.say(f"{'':>10} planning: {planning_summary(res.planning)}")
         self.results[stage] = out
         self._save_results()
         return first
@@ -188,6 +196,12 @@ class Pipeline:
                          f"{_verdict(lo, hi)}")
                 self.results[f"rl_minus_sft_{metric}"] = {"diff": diff, "ci_low": lo, "ci_high": hi, "paired": True}
             self._save_results()
+
+
+def planning_summary(p: dict) -> str:
+    return (f"plan frequency {p['plan_frequency']:.2f}, {p['plans_per_episode']:.1f} plans/episode of "
+            f"{p['plan_length']:.1f} tokens in force {p['plan_steps']:.1f} steps, "
+            f"{p['tokens_per_episode']:.0f} policy tokens/episode ({p['plan_tokens_per_episode']:.0f} in plans)")
 
 
 def _verdict(lo: float, hi: float) -> str:

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import torch
 
+from questline.agent.planning import PlanningConfig, aggregate_planning
 from questline.algos import (
     LOSSES,
     aggregate,
     compute_advantages,
+    episode_advantages,
     kl_penalty,
     masked_mean,
     truncated_importance_weights,
@@ -47,13 +49,17 @@ def overlong_penalty(traj: Trajectory, max_tokens: int, buffer: int, penalty: fl
 
 def episode_rewards(trajs: list[Trajectory], cfg, rcfg: RolloutConfig, progress: float) -> list[list[float]]:
     """Per-turn rewards of each episode: the reward scheme, minus rl.invalid_penalty on
-    each turn whose action the env rejected (info["invalid_action"]), plus the overlong
-    penalty on the last turn."""
+    each turn whose action the env rejected (info["invalid_action"]), minus
+    planning.plan_cost per plan token on the turn that wrote the plan, plus the
+    overlong penalty on the last turn."""
     out = []
+    plan_cost = rcfg.planning.plan_cost if rcfg.planning is not None else 0.0
     for t in trajs:
         r = shape_rewards(cfg.reward, t, progress=progress, **cfg.reward_args)
         if cfg.invalid_penalty:
             r = [x - cfg.invalid_penalty * bool(turn.info.get("invalid_action")) for x, turn in zip(r, t.turns)]
+        if plan_cost:
+            r = [x - plan_cost * turn.info.get("plan_tokens", 0) for x, turn in zip(r, t.turns)]
         if r and cfg.overlong_buffer:
             r[-1] += overlong_penalty(t, rcfg.max_context_tokens, cfg.overlong_buffer, cfg.overlong_penalty)
         out.append(r)
@@ -133,9 +139,14 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
             batch.token_rewards = batch.token_rewards - cfg.kl_coef * kl
     if critic is not None:
         batch.values = batch_values(critic, batch, micro, use_autocast)
-    batch.advantages, batch.returns = compute_advantages(
-        cfg.advantage, batch.token_rewards, batch.loss_mask, batch.group_ids, values=batch.values,
-        turn_ids=batch.turn_ids, step_keys=batch.step_keys, **estimator_kwargs(cfg))
+    if batch.episode_ids is not None:  # window context: rows are turns, baselines per episode
+        batch.advantages, batch.returns = episode_advantages(
+            cfg.advantage, batch.token_rewards, batch.loss_mask, batch.group_ids, batch.episode_ids,
+            batch.row_turns, values=batch.values, step_keys=batch.step_keys, **estimator_kwargs(cfg))
+    else:
+        batch.advantages, batch.returns = compute_advantages(
+            cfg.advantage, batch.token_rewards, batch.loss_mask, batch.group_ids, values=batch.values,
+            turn_ids=batch.turn_ids, step_keys=batch.step_keys, **estimator_kwargs(cfg))
     has_signal = bool(batch.advantages.any()) or (cfg.kl_coef > 0 and cfg.kl_in == "loss") or cfg.entropy_coef > 0
     if not has_signal and critic is None:
         # No signal (e.g. every group all-fail). Stepping anyway would let Adam's
@@ -229,7 +240,7 @@ def rollout_metrics(trajs: list[Trajectory], rewards: list[list[float]]) -> dict
     n = max(len(trajs), 1)
     ok = [t for t in trajs if not t.infra_failed]
     mean = lambda xs: sum(xs) / max(len(xs), 1)  # noqa: E731
-    return {
+    return {**aggregate_planning([t.metrics for t in ok]),
         "success": mean([t.success for t in ok]),
         "score": mean([t.metrics.get("score", 0.0) for t in ok]),
         "reward": mean([sum(r) for r in rewards]),
@@ -325,7 +336,8 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
         t_rollout = time.perf_counter() - t0
         metrics.update(trained_episodes=len(valid), temperature=temperature)
         if valid:
-            batch = Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)])
+            batch = (Batch.from_episode_rows(valid, pad_id, rewards) if valid[0].windowed else
+                     Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)]))
             metrics.update(rl_update(model, ref_model, optimizer, scheduler, batch, cfg,
                                      temperature=temperature if temperature > 0 else 1.0,
                                      use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
@@ -359,7 +371,8 @@ def load_weights(model, path: Path) -> None:
 
 
 def rollout_config(recipe, **changes) -> RolloutConfig:
-    return RolloutConfig(**{**recipe.rollout.model_dump(), **changes})
+    planning = PlanningConfig(**recipe.planning.model_dump()) if recipe.planning is not None else None
+    return RolloutConfig(**{**recipe.rollout.model_dump(), "planning": planning, **changes})
 
 
 __all__ = ["rl_update", "train_rl", "rollout_config", "collect", "drop_flat_groups"]

@@ -22,7 +22,9 @@ def sft_loss_sum(model, ids, attn, mask, use_autocast: bool) -> tuple[torch.Tens
 def train_sft(model, demos: list[Trajectory], cfg, *, pad_id: int, seed: int, use_autocast: bool,
               log=None, progress=None) -> list[float]:
     """`cfg` is a recipe's SFTConfig. `log(step, metrics)` is called per optimizer step.
-    Returns the loss per step."""
+    Returns the loss per step. Window-context episodes train as one row per turn
+    (`batch_size` then counts rows)."""
+    demos = [row for d in demos for row in d.rows()]
     steps_per_epoch = max(1, len(demos) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
