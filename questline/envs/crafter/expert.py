@@ -236,18 +236,21 @@ class Expert:
         return lambda t: self._mat(t) == ID[name]
 
     def _needs(self, sim, inv, done):
-        if inv["drink"] <= 3:
-            yield self._interact(sim, self._water), "drink water"
-        if inv["food"] <= 3:
-            yield self._interact(sim, self._cow), "eat a cow"
-        if inv["energy"] <= 2 or (inv["energy"] < 7 and sim.world.daylight < 0.3) or \
-                (self.shelter is not None and inv["energy"] < 9 and sim.world.daylight < 0.3):
+        if inv["drink"] <= 4:
+            yield self._interact(sim, self._water) or self._explore(sim), "drink water"
+        if inv["food"] <= 4:
+            yield self._interact(sim, self._cow) or self._explore(sim), "eat a cow"
+        if inv["energy"] <= 2:
             yield self._sleep(sim, inv), "sleep to restore energy"
-        if inv["drink"] < 9 and any(self._water((self._pos(sim)[0] + d[0], self._pos(sim)[1] + d[1]))
-                                    for d in MOVES):
+        if sim.world.daylight < 0.3 and (inv["energy"] < 7 or (self.shelter is not None and inv["energy"] < 9)):
+            yield self._sleep(sim, inv, sheltered=True), "sleep through the night"
+        pos = self._pos(sim)
+        if inv["drink"] < 9 and any(self._water((pos[0] + d[0], pos[1] + d[1])) for d in MOVES):
             yield self._interact(sim, self._water), "drink water"
+        if inv["food"] < 7 and any(self._cow((pos[0] + d[0], pos[1] + d[1])) for d in MOVES):
+            yield self._interact(sim, self._cow), "eat a cow"
 
-    def _sleep(self, sim, inv) -> int:
+    def _sleep(self, sim, inv, sheltered: bool = False) -> int | None:
         """Sleep sealed in a two-tile pocket when one is known (or can be dug), else sleep
         with a stone in front. A pocket: entrance E, then T1 = E + d and T2 = E + 2d
         (walkable or stone to dig) whose other neighbours cannot be walked on; walk in to
@@ -277,6 +280,8 @@ class Expert:
             if step and step != (0, 0):
                 return MOVES[step]
             self.shelter = None
+        if sheltered:
+            return None
         if inv["stone"] > 0 and self._free(front):
             return A["Place Stone"]  # block the open tile in front before sleeping
         return A["Sleep"]

@@ -153,13 +153,16 @@ _POOL_WORKERS = 0
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """A persistent pool of world generators (forkserver: never forks a process holding
-    torch's threads)."""
+    """A persistent pool of world generators. Forkserver: workers never fork a process
+    holding torch's threads; the server imports this module once (importing questline
+    pulls in torch, seconds), and each worker forks from it ready to generate."""
     global _POOL, _POOL_WORKERS
     if _POOL is None or _POOL_WORKERS != workers:
         if _POOL is not None:
             _POOL.shutdown()
-        _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        _POOL = ProcessPoolExecutor(workers, mp_context=ctx)
         _POOL_WORKERS = workers
     return _POOL
 
@@ -176,8 +179,8 @@ def pregenerate(keys: list[tuple[int, tuple[int, int]]], workers: int | None = N
     todo = [k for k in dict.fromkeys((int(s), tuple(a)) for s, a in keys) if k not in WORLDS]
     if not todo:
         return 0
-    workers = min(len(todo), workers or os.cpu_count() or 1)
-    if workers <= 1:
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or (len(todo) == 1 and _POOL is None):
         for key in todo:
             WORLDS.put(key, generate(*key))
         return len(todo)
