@@ -7,7 +7,9 @@
               in parallel processes) followed by snapshot restores
   rollout     env time (prepare + resets + steps) as a share of a rollout's wall time,
               with the tiny model (preset xs, random init: its outputs are mostly
-              invalid and played as Noop, which costs the env the same)
+              invalid and played as Noop, which costs the env the same): a cold batch,
+              then the next batch, whose worlds were prefetched during the first (as
+              the RL loop does)
   expert      the expert on N seeds within its step budget: mean achievements per
               episode, Crafter score, progression, per-achievement success rates
 
@@ -112,6 +114,7 @@ def bench_rollout(tasks: int, group: int, max_turns: int) -> None:
     model = build_model("xs", tok, seed=0).eval()
     engine = HFEngine(model, tok.pad_token_id if tok.pad_token_id is not None else chat.eot_id)
     ts = generate_tasks("crafter", tasks, "easy", 8, length=150)
+    nxt = generate_tasks("crafter", tasks, "easy", 18, length=150)
     cfg = RolloutConfig(max_turns=max_turns, max_new_tokens=8, max_context_tokens=2048)
     timing = {"reset": 0.0, "prepare": 0.0}
     reset, prepare = CrafterEnv.reset, CrafterEnv.prepare.__func__
@@ -123,28 +126,37 @@ def bench_rollout(tasks: int, group: int, max_turns: int) -> None:
         finally:
             timing["reset"] += time.perf_counter() - t0
 
-    def timed_prepare(cls, tasks, **cfg):
+    def timed_prepare(cls, tasks, wait=True, **cfg):
         t0 = time.perf_counter()
         try:
-            return prepare(cls, tasks, **cfg)
+            return prepare(cls, tasks, wait=wait, **cfg)
         finally:
             timing["prepare"] += time.perf_counter() - t0
 
+    def measure(batch, label, prefetch=None):
+        timing.update(reset=0.0, prepare=0.0)
+        CrafterEnv.reset, CrafterEnv.prepare = timed_reset, classmethod(timed_prepare)
+        try:
+            t0 = time.perf_counter()
+            CrafterEnv.prepare(batch, length=150, history=0)  # what RL's collect() does first
+            if prefetch:
+                CrafterEnv.prepare(prefetch, wait=False, length=150, history=0)
+            trajs = rollout(engine, chat, batch, cfg, group_size=group, seed=0,
+                            env_cfg={"length": 150, "history": 0})
+            wall = time.perf_counter() - t0
+        finally:
+            CrafterEnv.reset, CrafterEnv.prepare = reset, classmethod(prepare)
+        steps = sum(u.env_seconds for t in trajs for u in t.turns)
+        gen = sum(u.gen_seconds for t in trajs for u in t.turns)
+        turns = sum(len(t.turns) for t in trajs)
+        env_total = timing["prepare"] + timing["reset"] + steps
+        print(f"rollout ({label}): {len(trajs)} episodes x {turns / len(trajs):.0f} turns, xs model, "
+              f"wall {wall:.1f} s; env {env_total:.2f} s = {env_total / wall:.1%} of wall (prepare "
+              f"{timing['prepare']:.2f} s, resets {timing['reset']:.3f} s, steps {steps:.2f} s); generation {gen:.1f} s")
+
     crafter_sim.WORLDS.clear()
-    CrafterEnv.reset, CrafterEnv.prepare = timed_reset, classmethod(timed_prepare)
-    try:
-        t0 = time.perf_counter()
-        trajs = rollout(engine, chat, ts, cfg, group_size=group, seed=0, env_cfg={"length": 150, "history": 0})
-        wall = time.perf_counter() - t0
-    finally:
-        CrafterEnv.reset, CrafterEnv.prepare = reset, classmethod(prepare)
-    steps = sum(u.env_seconds for t in trajs for u in t.turns)
-    gen = sum(u.gen_seconds for t in trajs for u in t.turns)
-    turns = sum(len(t.turns) for t in trajs)
-    env_total = timing["prepare"] + timing["reset"] + steps
-    print(f"rollout: {len(trajs)} episodes x {turns / len(trajs):.0f} turns, xs model, wall {wall:.1f} s; "
-          f"env {env_total:.2f} s = {env_total / wall:.1%} of wall (prepare {timing['prepare']:.2f} s, "
-          f"resets {timing['reset']:.3f} s, steps {steps:.2f} s); generation {gen:.1f} s")
+    measure(ts, "cold: worlds generated at the start", prefetch=nxt)
+    measure(nxt, "next batch, prefetched during the previous one")
 
 
 def bench_expert(seeds: int, budget: int, workers: int) -> None:
