@@ -5,10 +5,12 @@ It plays from what the agent could know: the tiles it has seen in its 9x7 window
 view, its inventory and its achievements. Each step it picks the first subgoal that
 applies, in this order:
 
-1. while asleep: keep sleeping;
-2. a zombie or skeleton next to it: fight it;
-3. needs: drink when thirsty, eat a cow when hungry, sleep when tired (a stone in
-   front first when it has one);
+1. while asleep: keep sleeping (and afterwards dig out of its shelter);
+2. a zombie or skeleton next to it: fight it; hurt (health <= 5) with a skeleton or
+   an arrow within 6 tiles, or (health <= 4) a zombie within 4: run away;
+3. needs: drink when thirsty, eat a cow when hungry (exploring to find them), sleep
+   when exhausted (a stone in front first when it has one) or at night, then only in
+   a sealed shelter: a two-tile pocket it walks (or digs) into and closes with a stone;
 4. the tech tree: wood -> table -> wood pickaxe and sword -> (drink, cow, sapling,
    plant, a nap for "wake up") -> stone -> place stone -> stone pickaxe and sword ->
    coal -> furnace -> iron -> iron pickaxe and sword -> diamond;
