@@ -174,16 +174,17 @@ def generate_tasks(name: str, n: int, difficulty: str, seed: int, **cfg: Any) ->
     return env_class(name).generate_tasks(n, difficulty, seed, **cfg)
 
 
-def prepare(tasks: list[Task], env_cfg: dict | None = None) -> None:
+def prepare(tasks: list[Task], env_cfg: dict | None = None, wait: bool = True) -> None:
     """Let env classes with slow resets build a batch's start states at once, before the
-    episodes reset one by one: an optional classmethod `prepare(tasks, **cfg)` (crafter
-    generates its worlds in parallel processes). Best effort: a failure here leaves the
-    work to `reset`, which reports its own errors."""
+    episodes reset one by one: an optional classmethod `prepare(tasks, wait, **cfg)`
+    (crafter generates its worlds in parallel processes); `wait=False` only starts the
+    work (prefetch for a later batch). Best effort: a failure here leaves the work to
+    `reset`, which reports its own errors."""
     for name in dict.fromkeys(t.env for t in tasks):
         hook = getattr(env_class(name), "prepare", None)
         if hook is not None:
             try:
-                hook([t for t in tasks if t.env == name], **(env_cfg or {}))
+                hook([t for t in tasks if t.env == name], wait=wait, **(env_cfg or {}))
             except Exception:  # noqa: BLE001 - reset() will raise (and be flagged) if it matters
                 pass
 

@@ -214,7 +214,8 @@ METRIC_NAMES = {  # env metrics' column names, short enough for an 80-column tab
     "commonsense_macro": "Commonsense macro", "hard_micro": "Hard micro", "hard_macro": "Hard macro",
     "final_pass": "Final pass",  # TravelPlanner (official)
     "resolved": "Resolved", "pass_ratio": "Pass ratio", "f2p_passed": "FAIL_TO_PASS", "p2p_passed": "PASS_TO_PASS",
-    "edited": "Edited"}  # swe
+    "edited": "Edited",  # swe
+    "crafter_score": "Crafter score", "progression": "Progression"}  # crafter
 
 
 def env_metrics_table(rows: list[tuple[str, EvalResult]], title: str) -> Table:

@@ -29,6 +29,7 @@ from questline.algos import (
 )
 from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet, write_jsonl
+from questline.envs import prepare
 from questline.inference import HFEngine
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
@@ -265,6 +266,8 @@ def collect(engine, chat, taskset: TaskSet, it: int, recipe, rcfg: RolloutConfig
     groups (bounded by rl.dynamic_sampling_rounds)."""
     cfg, seed = recipe.rl, recipe.seed
     tasks = taskset.batch(it, cfg.tasks_per_iter)
+    prepare(tasks, recipe.env.config)  # slow-reset envs (crafter): this batch's start states
+    prepare(taskset.batch(it + 1, cfg.tasks_per_iter), recipe.env.config, wait=False)  # the next, meanwhile
     trajs = rollout(engine, chat, tasks, rcfg, group_size=cfg.group_size,
                     seed=derive_seed(seed, "rl", it), env_cfg=recipe.env.config)
     valid = [t for t in trajs if not t.infra_failed]

@@ -166,12 +166,13 @@ class CrafterEnv(Env):
                      {"seed": s, "area": list(c["area"]), "length": length}) for s in seeds]
 
     @classmethod
-    def prepare(cls, tasks: list[Task], **cfg: Any) -> int:
+    def prepare(cls, tasks: list[Task], wait: bool = True, **cfg: Any) -> int:
         """Generate the worlds of `tasks` in parallel processes (once per seed) so that
-        the resets of a rollout only restore snapshots. Returns how many were generated."""
+        the resets of a rollout only restore snapshots; `wait=False` starts them in the
+        background (prefetch). Returns how many were started."""
         c = check_config(cfg)
         keys = [(t.spec["seed"], tuple(t.spec.get("area", c["area"]))) for t in tasks if t.env == cls.name]
-        return pregenerate(keys, c["reset_workers"] or None)
+        return pregenerate(keys, c["reset_workers"] or None, wait=wait)
 
     @classmethod
     def aggregate(cls, trajs: list) -> dict[str, float]:

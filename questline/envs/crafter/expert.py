@@ -5,10 +5,12 @@ It plays from what the agent could know: the tiles it has seen in its 9x7 window
 view, its inventory and its achievements. Each step it picks the first subgoal that
 applies, in this order:
 
-1. while asleep: keep sleeping;
-2. a zombie or skeleton next to it: fight it;
-3. needs: drink when thirsty, eat a cow when hungry, sleep when tired (a stone in
-   front first when it has one);
+1. while asleep: keep sleeping (and afterwards dig out of its shelter);
+2. a zombie or skeleton next to it: fight it; hurt (health <= 5) with a skeleton or
+   an arrow within 6 tiles, or (health <= 4) a zombie within 4: run away;
+3. needs: drink when thirsty, eat a cow when hungry (exploring to find them), sleep
+   when exhausted (a stone in front first when it has one) or at night, then only in
+   a sealed shelter: a two-tile pocket it walks (or digs) into and closes with a stone;
 4. the tech tree: wood -> table -> wood pickaxe and sword -> (drink, cow, sapling,
    plant, a nap for "wake up") -> stone -> place stone -> stone pickaxe and sword ->
    coal -> furnace -> iron -> iron pickaxe and sword -> diamond;
@@ -236,18 +238,21 @@ class Expert:
         return lambda t: self._mat(t) == ID[name]
 
     def _needs(self, sim, inv, done):
-        if inv["drink"] <= 3:
-            yield self._interact(sim, self._water), "drink water"
-        if inv["food"] <= 3:
-            yield self._interact(sim, self._cow), "eat a cow"
-        if inv["energy"] <= 2 or (inv["energy"] < 7 and sim.world.daylight < 0.3) or \
-                (self.shelter is not None and inv["energy"] < 9 and sim.world.daylight < 0.3):
+        if inv["drink"] <= 4:
+            yield self._interact(sim, self._water) or self._explore(sim), "drink water"
+        if inv["food"] <= 4:
+            yield self._interact(sim, self._cow) or self._explore(sim), "eat a cow"
+        if inv["energy"] <= 2:
             yield self._sleep(sim, inv), "sleep to restore energy"
-        if inv["drink"] < 9 and any(self._water((self._pos(sim)[0] + d[0], self._pos(sim)[1] + d[1]))
-                                    for d in MOVES):
+        if sim.world.daylight < 0.3 and (inv["energy"] < 7 or (self.shelter is not None and inv["energy"] < 9)):
+            yield self._sleep(sim, inv, sheltered=True), "sleep through the night"
+        pos = self._pos(sim)
+        if inv["drink"] < 9 and any(self._water((pos[0] + d[0], pos[1] + d[1])) for d in MOVES):
             yield self._interact(sim, self._water), "drink water"
+        if inv["food"] < 7 and any(self._cow((pos[0] + d[0], pos[1] + d[1])) for d in MOVES):
+            yield self._interact(sim, self._cow), "eat a cow"
 
-    def _sleep(self, sim, inv) -> int:
+    def _sleep(self, sim, inv, sheltered: bool = False) -> int | None:
         """Sleep sealed in a two-tile pocket when one is known (or can be dug), else sleep
         with a stone in front. A pocket: entrance E, then T1 = E + d and T2 = E + 2d
         (walkable or stone to dig) whose other neighbours cannot be walked on; walk in to
@@ -277,6 +282,8 @@ class Expert:
             if step and step != (0, 0):
                 return MOVES[step]
             self.shelter = None
+        if sheltered:
+            return None
         if inv["stone"] > 0 and self._free(front):
             return A["Place Stone"]  # block the open tile in front before sleeping
         return A["Sleep"]

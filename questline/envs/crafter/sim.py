@@ -26,7 +26,7 @@ import multiprocessing
 import os
 import pickle
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import crafter
 import numpy as np
@@ -133,10 +133,25 @@ def generate(seed: int, area: tuple[int, int]) -> bytes:
     return sim.snapshot()
 
 
+_PENDING: dict[tuple, Future] = {}  # worlds being generated in the background
+
+
+def _collect(key: tuple) -> None:
+    """Move a finished (or wait for a running) background generation into the cache."""
+    fut = _PENDING.pop(key, None)
+    if fut is not None:
+        try:
+            WORLDS.put(key, fut.result())
+        except Exception:  # noqa: BLE001 - the reset generates it again and reports errors
+            pass
+
+
 def new_sim(seed: int, area: tuple[int, int], length: int | None = None) -> Sim:
     """A Sim at the start of `seed`'s world, from the cache when it is there."""
     key = (int(seed), tuple(area))
     sim = Sim(seed, area, length)
+    if key not in WORLDS:
+        _collect(key)
     blob = WORLDS.get(key)
     if blob is None:
         WORLDS.misses += 1
@@ -153,13 +168,16 @@ _POOL_WORKERS = 0
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
-    """A persistent pool of world generators (forkserver: never forks a process holding
-    torch's threads)."""
+    """A persistent pool of world generators. Forkserver: workers never fork a process
+    holding torch's threads; the server imports this module once (importing questline
+    pulls in torch, seconds), and each worker forks from it ready to generate."""
     global _POOL, _POOL_WORKERS
     if _POOL is None or _POOL_WORKERS != workers:
         if _POOL is not None:
             _POOL.shutdown()
-        _POOL = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        _POOL = ProcessPoolExecutor(workers, mp_context=ctx)
         _POOL_WORKERS = workers
     return _POOL
 
@@ -170,18 +188,21 @@ def _shutdown_pool() -> None:
         _POOL.shutdown(cancel_futures=True)
 
 
-def pregenerate(keys: list[tuple[int, tuple[int, int]]], workers: int | None = None) -> int:
+def pregenerate(keys: list[tuple[int, tuple[int, int]]], workers: int | None = None, wait: bool = True) -> int:
     """Generate the worlds of `keys` missing from the cache, `workers` processes at once
-    (None: one per CPU core). Returns how many were generated."""
-    todo = [k for k in dict.fromkeys((int(s), tuple(a)) for s, a in keys) if k not in WORLDS]
-    if not todo:
-        return 0
-    workers = min(len(todo), workers or os.cpu_count() or 1)
-    if workers <= 1:
+    (None: one per CPU core). `wait=False` only starts them (resets pick them up, waiting
+    if they are not done yet). Returns how many were started."""
+    keys = list(dict.fromkeys((int(s), tuple(a)) for s, a in keys))
+    todo = [k for k in keys if k not in WORLDS and k not in _PENDING]
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1 or (len(todo) == 1 and _POOL is None and wait):
         for key in todo:
             WORLDS.put(key, generate(*key))
-        return len(todo)
-    seeds, areas = zip(*todo)
-    for key, blob in zip(todo, _pool(workers).map(generate, seeds, areas)):
-        WORLDS.put(key, blob)
+    elif todo:
+        pool = _pool(workers)
+        for key in todo:
+            _PENDING[key] = pool.submit(generate, *key)
+    if wait:
+        for key in keys:
+            _collect(key)
     return len(todo)
