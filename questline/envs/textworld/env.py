@@ -34,6 +34,7 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import Any
 
 from questline.core import ConfigError, Step, Task
@@ -137,7 +138,9 @@ class TextWorldEnv(Env):
         tw = _textworld()
         infos = tw.EnvInfos(score=True, max_score=True, won=True, lost=True, facts=True,
                             admissible_commands=True, policy_commands=True, feedback=True)
-        self.tw = tw.start(str(path), infos)
+        with warnings.catch_warnings():  # jericho: "not fully supported" (textworld tracks score itself)
+            warnings.simplefilter("ignore")
+            self.tw = tw.start(str(path), infos)
         state = self.tw.reset()
         self.task, self.walkthrough = task, [_norm(c) for c in spec["walkthrough"]]
         self.max_score = float(state.max_score) or 1.0

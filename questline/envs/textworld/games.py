@@ -16,12 +16,14 @@ share a game seed with another split.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,11 +80,13 @@ def build_game(family: str, params: dict[str, Any], seed: int, cache_dir=None) -
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=out.parent))
     try:
         from textworld.generator import compile_game
-        game, options = make_game(family, params, seed, str(tmp / "game.z8"))
-        walkthrough = list(game.walkthrough or [])
-        if not walkthrough:
-            raise RuntimeError("the game has no walkthrough")
-        compile_game(game, options)
+        with warnings.catch_warnings():  # jericho: "not fully supported" (textworld tracks the score)
+            warnings.simplefilter("ignore")
+            game, options = make_game(family, params, seed, str(tmp / "game.z8"))
+            walkthrough = list(game.walkthrough or [])
+            if not walkthrough:
+                raise RuntimeError("the game has no walkthrough")
+            compile_game(game, options)
         meta = {"status": "ok", "family": family, "params": params, "seed": seed,
                 "fingerprint": fingerprint(game), "walkthrough": walkthrough,
                 "max_score": float(game.max_score), "objective": game.objective,
@@ -99,6 +103,10 @@ def build_game(family: str, params: dict[str, Any], seed: int, cache_dir=None) -
                 "seconds": round(time.perf_counter() - t0, 3)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cached(family: str, params: dict[str, Any], seed: int, cache_dir=None) -> bool:
+    return (game_dir(family, params, seed, cache_dir) / "meta.json").exists()
 
 
 def _build_star(args: tuple) -> dict[str, Any]:
@@ -137,15 +145,14 @@ def generate_games(family: str, params: dict[str, Any], n: int, first_seed: int,
     many processes. Returns (metadata per game, report)."""
     global LAST_REPORT
     report, games, seen = GenerationReport(), [], set()
-    t0, seed, skipped, pool = time.perf_counter(), first_seed, [], None
+    t0, seed, skipped = time.perf_counter(), first_seed, []
     bar = _Bar(progress, n, f"textworld {family} {label}".strip())
     try:
         while len(games) < n:
             jobs = [(family, params, s, cache_dir) for s in range(seed, seed + n - len(games))]
             seed += len(jobs)
-            if workers > 1 and len(jobs) > 1:
-                pool = pool or ProcessPoolExecutor(min(workers, n), _spawn_context())
-                metas = pool.map(_build_star, jobs)
+            if workers > 1 and sum(not _cached(*job) for job in jobs) > 1:
+                metas = _pool(workers).map(_build_star, jobs)
             else:
                 metas = map(_build_star, jobs)
             for meta in metas:  # in seed order
@@ -168,17 +175,32 @@ def generate_games(family: str, params: dict[str, Any], n: int, first_seed: int,
                 skipped = []
                 bar.advance(1)
     finally:
-        if pool is not None:
-            pool.shutdown()
         bar.stop()
     report.seconds = time.perf_counter() - t0
     LAST_REPORT = report
     return games, report
 
 
-def _spawn_context():
-    import multiprocessing
-    return multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool kept for the life of this process (a worker's start-up, which
+    imports textworld and torch, costs seconds). Spawned, not forked: the parent may
+    hold torch threads."""
+    if workers not in _POOLS:
+        import multiprocessing
+        _POOLS[workers] = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"))
+    return _POOLS[workers]
+
+
+def shutdown_pools() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown()
+    _POOLS.clear()
+
+
+atexit.register(shutdown_pools)
 
 
 class _Bar:
