@@ -34,6 +34,7 @@ Decisions:
 from __future__ import annotations
 
 import hashlib
+import random
 import warnings
 from typing import Any
 
@@ -207,6 +208,16 @@ class TextWorldEnv(Env):
         if self.history == self.walkthrough[:k] and k < len(self.walkthrough):
             return self.walkthrough[k]
         return self.policy[0] if self.policy else "look"
+
+    def scripted_action(self, policy: str) -> str:
+        """'oracle', or 'random': a uniformly random admissible command (seeded by the
+        task and the step, so a replay is identical)."""
+        if policy == "random":
+            rng = random.Random(f"{self.task.id}/{self.steps}")
+            return rng.choice(sorted(self.admissible_list))
+        if policy == "oracle":
+            return self.oracle_action()
+        raise ConfigError(f"{self.name} has no scripted policy '{policy}' (it has: oracle, random)")
 
     def state_key(self) -> str:
         facts = sorted(str(f) for f in self.facts)
