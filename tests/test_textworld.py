@@ -87,6 +87,12 @@ def test_invalid_actions_and_state_keys(tasks):
     s = env.step("dance wildly")
     assert s.info["invalid_action"] and not s.done and s.info["state_key"] == start
     assert env.step("").info["invalid_action"]
+    for bad in ("restart", "quit", "script", "look\x00", "take \x1b[31mcoin"):  # never reach the engine
+        s = env.step(bad)
+        assert s.info["invalid_action"] and s.observation.startswith("That's not a verb") and not s.done
+        assert s.info["state_key"] == start
+    s = env.step("take unicorn")  # a game verb with a wrong object: the engine answers
+    assert s.info["invalid_action"] and "can't see" in s.observation
     back = {"go north": "go south", "go south": "go north", "go east": "go west", "go west": "go east"}[first]
     s1 = env.step(first)
     assert "invalid_action" not in s1.info and s1.info["state_key"] != start
@@ -201,3 +207,17 @@ def test_reset_rebuilds_a_missing_game(tmp_path, tasks):
     bad = Task(t.id, t.env, t.difficulty, {**t.spec, "fingerprint": "0" * 16})
     with pytest.raises(RuntimeError, match="rebuilt differently"):
         env.reset(bad)
+
+
+def test_shipped_recipes_configure_the_env():
+    from pathlib import Path
+
+    from questline.experiments.recipe import load_recipe
+    paths = sorted((Path(__file__).parent.parent / "recipes" / "textworld").glob("*.yaml"))
+    assert len(paths) >= 3
+    for path in paths:
+        r = load_recipe(path)
+        env = make(r.env.name, **r.env.config)
+        assert env.cfg["family"] in ("custom", "cooking")
+        for level in r.data.mix:
+            resolve_params(env.cfg["family"], level, env.cfg["knobs"])

@@ -17,11 +17,16 @@ and the starting room).
 
 Decisions:
 - Invalid action: a command that is not among the engine's admissible commands of
-  the state it was issued in (compared lower-cased, whitespace collapsed). It is
-  still sent to the engine (the game answers it as the real game would), except an
-  empty or over-long (> 200 characters) command, which is refused without a turn of
-  the game. Synonyms the Inform parser happens to accept ("get X", "n") therefore
-  count as invalid: the agent is told the command forms.
+  the state it was issued in (compared lower-cased, whitespace collapsed). One that
+  starts with a verb of the game (e.g. "take" with an object that is not there) is
+  still sent to the engine, which answers as the real game does. Anything else is
+  refused without a turn of the game: empty or over-long (> 200 characters) commands,
+  and commands that are not printable ASCII or do not start with a game verb, which get
+  the Inform parser's own "That's not a verb I recognise." Refusing them keeps meta
+  verbs (restart and quit wait for a yes/no forever, script writes files) and NUL
+  bytes (they crash Jericho's frotz, killing the process) away from the engine.
+  Synonyms the parser would accept ("get X", "n") count as invalid: the agent is told
+  the command forms.
 - Oracle: the game's walkthrough while the agent has followed it exactly (this keeps
   steps like reading the cookbook, which give a policy the information it needs);
   after any deviation, the first of the engine's `policy_commands`, which textworld
@@ -46,6 +51,7 @@ from questline.envs.textworld.games import SPLITS, build_game, generate_games, s
 from questline.envs.textworld.text import clean_feedback, room_of, status_lines
 
 MAX_COMMAND_CHARS = 200
+UNKNOWN_VERB = "That's not a verb I recognise."
 _CONFIG = {"family", "knobs", "rewards", "admissible_commands", "max_steps", "split", "heldout_split",
            "workers", "cache_dir", "progress"}
 
@@ -138,7 +144,7 @@ class TextWorldEnv(Env):
         path = game_dir(spec["family"], spec["params"], spec["seed"], self.cfg["cache_dir"]) / "game.z8"
         tw = _textworld()
         infos = tw.EnvInfos(score=True, max_score=True, won=True, lost=True, facts=True,
-                            admissible_commands=True, policy_commands=True, feedback=True)
+                            admissible_commands=True, policy_commands=True, feedback=True, verbs=True)
         with warnings.catch_warnings():  # jericho: "not fully supported" (textworld tracks score itself)
             warnings.simplefilter("ignore")
             self.tw = tw.start(str(path), infos)
@@ -150,6 +156,7 @@ class TextWorldEnv(Env):
         self.steps = self.invalid = 0
         self.won = self.lost = False
         self.done = False
+        self.verbs = set(state.verbs or [])
         self._observe(state)
         return clean_feedback(state.feedback) + "\n\n" + self._status()
 
@@ -162,6 +169,10 @@ class TextWorldEnv(Env):
         if not command or len(command) > MAX_COMMAND_CHARS:
             obs = ("Empty command." if not command else "Command too long.") + " Reply with one command."
             return self._finish(obs + "\n\n" + self._status(), 0.0, invalid=True)
+        if invalid and not (command.isascii() and command.isprintable() and command.split()[0] in self.verbs):
+            # not a verb of this game: meta verbs (restart, quit, script) would derail the engine,
+            # a NUL byte crashes Jericho's frotz; answered as the Inform parser answers unknown verbs
+            return self._finish(UNKNOWN_VERB + "\n\n" + self._status(), 0.0, invalid=True)
         try:
             state, _, _ = self.tw.step(command)
         except Exception as e:  # the engine, not the agent, failed
