@@ -87,7 +87,8 @@ def test_invalid_actions_and_state_keys(tasks):
     s = env.step("dance wildly")
     assert s.info["invalid_action"] and not s.done and s.info["state_key"] == start
     assert env.step("").info["invalid_action"]
-    for bad in ("restart", "quit", "script", "look\x00", "take \x1b[31mcoin"):  # never reach the engine
+    for bad in ("restart", "quit", "script", "look\x00", "take \x1b[31mcoin", "take coin. look", "look then look",
+                "take all", "\\help"):  # never reach the engine
         s = env.step(bad)
         assert s.info["invalid_action"] and s.observation.startswith("That's not a verb") and not s.done
         assert s.info["state_key"] == start

@@ -21,10 +21,12 @@ Decisions:
   starts with a verb of the game (e.g. "take" with an object that is not there) is
   still sent to the engine, which answers as the real game does. Anything else is
   refused without a turn of the game: empty or over-long (> 200 characters) commands,
-  and commands that are not printable ASCII or do not start with a game verb, which get
-  the Inform parser's own "That's not a verb I recognise." Refusing them keeps meta
-  verbs (restart and quit wait for a yes/no forever, script writes files) and NUL
-  bytes (they crash Jericho's frotz, killing the process) away from the engine.
+  and commands that are not plain lower-case words (letters, digits, ' and -), do not
+  start with a game verb, or contain then/and/all/except/but; they get the Inform
+  parser's own "That's not a verb I recognise." This keeps from the engine meta verbs
+  (restart and quit wait for a yes/no forever, script writes files), frotz hot keys
+  (backslash commands), NUL bytes (they crash Jericho's frotz, killing the process) and
+  several actions in one turn ("take x. take y", "take all").
   Synonyms the parser would accept ("get X", "n") count as invalid: the agent is told
   the command forms.
 - Oracle: the game's walkthrough while the agent has followed it exactly (this keeps
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import warnings
 from typing import Any
 
@@ -52,6 +55,8 @@ from questline.envs.textworld.text import clean_feedback, room_of, status_lines
 
 MAX_COMMAND_CHARS = 200
 UNKNOWN_VERB = "That's not a verb I recognise."
+_PLAIN = re.compile(r"^[a-z0-9' -]+$")
+_CHAINING = {"then", "and", "all", "except", "but"}  # Inform runs several actions for these
 _CONFIG = {"family", "knobs", "rewards", "admissible_commands", "max_steps", "split", "heldout_split",
            "workers", "cache_dir", "progress"}
 
@@ -169,9 +174,7 @@ class TextWorldEnv(Env):
         if not command or len(command) > MAX_COMMAND_CHARS:
             obs = ("Empty command." if not command else "Command too long.") + " Reply with one command."
             return self._finish(obs + "\n\n" + self._status(), 0.0, invalid=True)
-        if invalid and not (command.isascii() and command.isprintable() and command.split()[0] in self.verbs):
-            # not a verb of this game: meta verbs (restart, quit, script) would derail the engine,
-            # a NUL byte crashes Jericho's frotz; answered as the Inform parser answers unknown verbs
+        if invalid and not self._playable(command):
             return self._finish(UNKNOWN_VERB + "\n\n" + self._status(), 0.0, invalid=True)
         try:
             state, _, _ = self.tw.step(command)
@@ -187,6 +190,13 @@ class TextWorldEnv(Env):
         else:
             reward = 1.0 if self.won else 0.0
         return self._finish(clean_feedback(state.feedback) + "\n\n" + self._status(), reward, invalid=invalid)
+
+    def _playable(self, command: str) -> bool:
+        """May a command outside the admissible set reach the engine? Only plain words
+        starting with a verb of this game, without the words that make the parser run
+        several actions in one turn."""
+        words = command.split()
+        return bool(_PLAIN.match(command)) and words[0] in self.verbs and not _CHAINING & set(words)
 
     def _observe(self, state) -> None:
         self.score = float(state.score)
