@@ -77,8 +77,9 @@ def _check_config(cfg: dict[str, Any]) -> dict[str, Any]:
     out = {"family": "custom", "knobs": {}, "rewards": "dense", "admissible_commands": False,
            "max_steps": None, "split": "train", "heldout_split": "test", "workers": 2,
            "cache_dir": None, "progress": True, **cfg}
-    family_spec(out["family"])
-    resolve_params(out["family"], "easy", out["knobs"])  # unknown / out-of-range knobs fail here
+    if not isinstance(out["knobs"], dict):
+        raise ConfigError(f"textworld: knobs must be a mapping of knob -> value, got {out['knobs']!r}")
+    family_spec(out["family"]).check_knobs(out["family"], out["knobs"])  # unknown / out-of-range knobs
     if out["rewards"] not in ("dense", "sparse"):
         raise ConfigError(f"textworld: rewards must be dense or sparse, got {out['rewards']!r}")
     for key in ("split", "heldout_split"):

@@ -75,14 +75,20 @@ class Family:
     verbs: str  # command forms shown to the agent
     extra_check: Any = field(default=None)
 
+    def check_knobs(self, family: str, knobs: dict[str, Any]) -> None:
+        """Every knob known and in range on its own (combinations are checked in `params`)."""
+        bad = sorted(set(knobs) - set(self.knobs))
+        if bad:
+            raise ConfigError(f"textworld {family}: unknown knob(s) {bad} "
+                              f"(allowed: {', '.join(self.knobs)})")
+        for k, v in knobs.items():
+            self.knobs[k].check(family, k, v)
+
     def params(self, family: str, difficulty: str, overrides: dict[str, Any]) -> dict[str, Any]:
         """The full knob values for one difficulty, explicit `overrides` winning; validated."""
         if difficulty not in DIFFICULTIES:
             raise ConfigError(f"difficulty: '{difficulty}' is not one of {', '.join(DIFFICULTIES)}")
-        bad = sorted(set(overrides) - set(self.knobs))
-        if bad:
-            raise ConfigError(f"textworld {family}: unknown knob(s) {bad} "
-                              f"(allowed: {', '.join(self.knobs)})")
+        self.check_knobs(family, overrides)
         out = {**self.levels[difficulty], **overrides}
         out = {k: self.knobs[k].check(family, k, v) for k, v in sorted(out.items())}
         if self.extra_check:
