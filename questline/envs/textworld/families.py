@@ -169,8 +169,10 @@ def make_game(name: str, params: dict[str, Any], seed: int, path: str):
     if name == "custom":
         options.nb_rooms = params["world_size"]
         options.nb_objects = params["nb_objects"]
+        # as `tw-make custom --quest-length Q`: length and max depth Q, breadth 1..5
         q = params["quest_length"]
         options.chaining.min_length = options.chaining.max_length = options.chaining.max_depth = q
+        options.chaining.min_depth, options.chaining.min_breadth, options.chaining.max_breadth = 1, 1, 5
         return textworld.generator.make_game(options), options
     settings = dict(params)
     if name == "cooking":

@@ -34,6 +34,7 @@ from questline.envs.textworld.families import make_game
 
 SPLITS = {"train": (0, 1_000_000_000), "valid": (1_000_000_000, 1_100_000_000),
           "test": (1_100_000_000, 1_200_000_000)}
+GENERATOR_VERSION = 2  # part of every cache key: bump when families.make_game changes its games
 MAX_SKIPS = 20  # consecutive failed seeds before the knobs are declared infeasible
 
 
@@ -48,7 +49,8 @@ def _tw_version() -> str:
 
 
 def game_key(family: str, params: dict[str, Any], seed: int) -> str:
-    blob = json.dumps({"family": family, "params": params, "seed": seed, "tw": _tw_version()},
+    blob = json.dumps({"family": family, "params": params, "seed": seed, "tw": _tw_version(),
+                       "generator": GENERATOR_VERSION},
                       sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
