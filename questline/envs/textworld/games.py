@@ -16,7 +16,6 @@ share a game seed with another split.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
@@ -147,14 +146,15 @@ def generate_games(family: str, params: dict[str, Any], n: int, first_seed: int,
     many processes. Returns (metadata per game, report)."""
     global LAST_REPORT
     report, games, seen = GenerationReport(), [], set()
-    t0, seed, skipped = time.perf_counter(), first_seed, []
+    t0, seed, skipped, pool = time.perf_counter(), first_seed, [], None
     bar = _Bar(progress, n, f"textworld {family} {label}".strip())
     try:
         while len(games) < n:
             jobs = [(family, params, s, cache_dir) for s in range(seed, seed + n - len(games))]
             seed += len(jobs)
             if workers > 1 and sum(not _cached(*job) for job in jobs) > 1:
-                metas = _pool(workers).map(_build_star, jobs)
+                pool = pool or _spawn_pool(workers)
+                metas = pool.map(_build_star, jobs)
             else:
                 metas = map(_build_star, jobs)
             for meta in metas:  # in seed order
@@ -177,32 +177,19 @@ def generate_games(family: str, params: dict[str, Any], n: int, first_seed: int,
                 skipped = []
                 bar.advance(1)
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         bar.stop()
     report.seconds = time.perf_counter() - t0
     LAST_REPORT = report
     return games, report
 
 
-_POOLS: dict[int, ProcessPoolExecutor] = {}
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    """A process pool kept for the life of this process (a worker's start-up, which
-    imports textworld and torch, costs seconds). Spawned, not forked: the parent may
-    hold torch threads."""
-    if workers not in _POOLS:
-        import multiprocessing
-        _POOLS[workers] = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"))
-    return _POOLS[workers]
-
-
-def shutdown_pools() -> None:
-    for pool in _POOLS.values():
-        pool.shutdown()
-    _POOLS.clear()
-
-
-atexit.register(shutdown_pools)
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    """Spawned, not forked: the parent may hold torch threads. One pool per call of
+    `generate_games`, shut down at its end, so no idle worker outlives the generation."""
+    import multiprocessing
+    return ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"))
 
 
 class _Bar:
