@@ -24,6 +24,7 @@ import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ def generate_games(family: str, params: dict[str, Any], n: int, first_seed: int,
     many processes. Returns (metadata per game, report)."""
     global LAST_REPORT
     report, games, seen = GenerationReport(), [], set()
-    t0, seed, skipped, pool = time.perf_counter(), first_seed, [], None
+    t0, seed, skipped, pool, broken = time.perf_counter(), first_seed, [], None, 0
     bar = _Bar(progress, n, f"textworld {family} {label}".strip())
     try:
         while len(games) < n:
@@ -154,7 +155,14 @@ def generate_games(family: str, params: dict[str, Any], n: int, first_seed: int,
             seed += len(jobs)
             if workers > 1 and sum(not _cached(*job) for job in jobs) > 1:
                 pool = pool or _spawn_pool(workers)
-                metas = pool.map(_build_star, jobs)
+                try:
+                    metas = list(pool.map(_build_star, jobs))
+                except BrokenProcessPool:  # a worker died (e.g. the engine crashed): games made so
+                    pool.shutdown()  # far are cached; this round runs again in a fresh pool
+                    pool, seed, broken = None, seed - len(jobs), broken + 1
+                    if broken > 2:
+                        raise RuntimeError(f"textworld {family}: generation workers died {broken} times") from None
+                    continue
             else:
                 metas = map(_build_star, jobs)
             for meta in metas:  # in seed order
