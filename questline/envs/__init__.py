@@ -18,6 +18,7 @@ register("toy/shop", "questline.envs.toy.shop:ShopEnv")
 register("travelplanner", "questline.envs.travelplanner.env:TravelPlannerEnv")
 register("swe", "questline.envs.swe.env:SweEnv")
 register("crafter", "questline.envs.crafter.env:CrafterEnv")
+register("textworld", "questline.envs.textworld.env:TextWorldEnv")
 
 __all__ = [
     "DIFFICULTIES", "Env", "ToolError", "call_tool", "env_class", "generate_tasks", "make",

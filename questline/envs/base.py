@@ -52,6 +52,12 @@ class Env(ABC):
         raise ConfigError(f"{self.name} has no scripted policy '{policy}' (it has: oracle)")
 
     @classmethod
+    def heldout_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The env config that generates held-out tasks (e.g. another split of seeds);
+        the same as for training unless the env says otherwise."""
+        return cfg
+
+    @classmethod
     def aggregate(cls, trajs: list) -> dict[str, float]:
         """Benchmark-level metrics over finished episodes (e.g. TravelPlanner's official
         table); {} when the env has none beyond success and score."""

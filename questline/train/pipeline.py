@@ -15,6 +15,7 @@ from questline.agent import ChatTokens
 from questline.core import derive_seed
 from questline.data import TaskSet, split_budget, write_jsonl
 from questline.data.corpus import oracle_texts
+from questline.envs import env_class
 from questline.experiments.recipe import Recipe, dump_recipe
 from questline.inference import HFEngine
 from questline.models import build_model, load_policy, resolve_policy, save_policy, train_tokenizer
@@ -30,8 +31,9 @@ from questline.train.sft import train_sft
 def task_sets(recipe: Recipe) -> tuple[TaskSet, TaskSet]:
     """(train, held-out). Held-out tasks never appear in the train set."""
     d = recipe.data
+    heldout_cfg = env_class(recipe.env.name).heldout_config(recipe.env.config)
     heldout = TaskSet(recipe.env.name, d.eval_size, d.eval_mix, derive_seed(recipe.seed, "eval"),
-                      recipe.env.config)
+                      heldout_cfg)
     train = TaskSet(recipe.env.name, d.train_size, d.mix, derive_seed(recipe.seed, "train"),
                     recipe.env.config, exclude=heldout.ids)
     return train, heldout
