@@ -16,6 +16,7 @@ register("toy/maze", "questline.envs.toy.maze:MazeEnv")
 register("toy/shop", "questline.envs.toy.shop:ShopEnv")
 register("travelplanner", "questline.envs.travelplanner.env:TravelPlannerEnv")
 register("swe", "questline.envs.swe.env:SweEnv")
+register("alfworld", "questline.envs.alfworld.env:AlfworldEnv")
 
 __all__ = [
     "DIFFICULTIES", "Env", "ToolError", "call_tool", "env_class", "generate_tasks", "make",
