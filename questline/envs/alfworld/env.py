@@ -26,8 +26,10 @@ official games are split into thirds by their walkthrough length.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
+import multiprocessing
 import os
 import random
 import re
@@ -54,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "split": "train",            # official split: train | valid_seen | valid_unseen
     "max_attempts": 10,          # seeds tried per generated task before giving up
     "cache_dir": None,           # generated task sets are cached here ($QUESTLINE_CACHE)
+    "workers": 1,                # processes planning generated scenes
 }
 DYNAMIC = {"atlocation", "holds", "holdsany", "inreceptacle", "objectatlocation", "opened", "isclean",
            "ishot", "iscool", "istoggled", "ison", "issliced"}
@@ -88,6 +91,8 @@ def check_config(cfg: dict) -> dict:
         raise ConfigError(f"env.config.source: '{out['source']}' is not one of auto, generated, official")
     if out["split"] not in official.SPLITS:
         raise ConfigError(f"env.config.split: '{out['split']}' is not one of {', '.join(official.SPLITS)}")
+    if not isinstance(out["workers"], int) or out["workers"] < 1:
+        raise ConfigError(f"env.config.workers: {out['workers']!r} must be a positive int")
     if not isinstance(out["max_attempts"], int) or out["max_attempts"] < 1:
         raise ConfigError(f"env.config.max_attempts: {out['max_attempts']!r} must be a positive int")
     return out
@@ -197,16 +202,21 @@ class AlfworldEnv(Env):
         base = scenes.DIFFICULTY_KNOBS[difficulty]
         knobs = {"receptacles": c["receptacles"] or base["receptacles"],
                  "objects": c["objects"] or base["objects"], "room": c["room"]}
-        specs, seen = [], set()
-        types = c["task_types"]
-        index = 0
-        while len(specs) < n:
-            spec = generated_task(index, types[len(specs) % len(types)], derive_seed(seed, difficulty), knobs,
-                                  max_attempts=c["max_attempts"])
-            index += 1
-            if _task_id(spec) not in seen:
-                seen.add(_task_id(spec))
-                specs.append(spec)
+        specs, seen, index = [], set(), 0
+        types, base_seed = c["task_types"], derive_seed(seed, difficulty)
+        pool = multiprocessing.get_context("spawn").Pool(c["workers"]) if c["workers"] > 1 else None
+        try:
+            while len(specs) < n:  # task i has type i mod len(types); duplicates are replaced
+                jobs = [(i, types[i % len(types)], base_seed, knobs, scenes.sample_scene, c["max_attempts"])
+                        for i in range(index, index + n - len(specs))]
+                index += len(jobs)
+                for spec in (pool.starmap if pool else itertools.starmap)(generated_task, jobs):
+                    if _task_id(spec) not in seen and len(specs) < n:
+                        seen.add(_task_id(spec))
+                        specs.append(spec)
+        finally:
+            if pool:
+                pool.close()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(specs))
@@ -282,6 +292,15 @@ class AlfworldEnv(Env):
         if self.walkthrough is not None and self.task.spec["source"] == "generated":
             out["oracle_steps"] = float(len(self.task.spec["walkthrough"]))
         return out
+
+    def scripted_action(self, policy: str) -> str:
+        """'oracle', or 'random': a uniformly random admissible command (seeded by the
+        task and the step, so a replay is identical)."""
+        if policy == "random":
+            return random.Random(f"{self.task.id}/{self.steps}").choice(sorted(self.game.admissible))
+        if policy == "oracle":
+            return self.oracle_action()
+        raise ConfigError(f"{self.name} has no scripted policy '{policy}' (it has: oracle, random)")
 
     def state_key(self) -> str:
         facts = sorted(str(f) for f in self.game.facts() if f.name in DYNAMIC)
