@@ -15,7 +15,7 @@ from questline.envs import generate_tasks, make  # noqa: E402
 from questline.envs.alfworld import engine, scenes  # noqa: E402
 from questline.envs.alfworld.env import AlfworldEnv, generated_task  # noqa: E402
 
-PER_TYPE = 3
+PER_TYPE = 2
 
 
 def play_oracle(env, task):
@@ -51,8 +51,8 @@ def test_every_task_type_is_solved_by_the_oracle(tasks):
 
 
 def test_scenes_are_seeded_and_diverse(tasks, cache):
-    again = generate_tasks("alfworld", PER_TYPE * 6, "easy", 0, source="generated", cache_dir=cache + "/x")
-    assert [t.spec for t in again] == [t.spec for t in tasks]  # deterministic, not only cached
+    again = generate_tasks("alfworld", 6, "easy", 0, source="generated", cache_dir=cache + "/x")
+    assert [t.spec for t in again] == [t.spec for t in tasks[:6]]  # deterministic, not only cached
     other = generate_tasks("alfworld", 6, "easy", 1, source="generated", cache_dir=cache)
     assert {t.id for t in other}.isdisjoint({t.id for t in tasks})
     a = scenes.sample_scene(scenes.TASK_TYPES[0], 1, (5, 8), (4, 8))

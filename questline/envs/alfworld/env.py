@@ -182,7 +182,10 @@ class AlfworldEnv(Env):
             raise ConfigError(f"difficulty: '{difficulty}' is not one of {', '.join(DIFFICULTIES)}")
         c = check_config(cfg)
         root = official_root(c)
-        specs = cls._official_specs(root, c, n, difficulty, seed) if root else cls._generated_specs(c, n, difficulty, seed)
+        if root is not None:
+            specs = cls._official_specs(root, c, n, difficulty, seed)
+        else:
+            specs = cls._generated_specs(c, n, difficulty, seed)
         return [Task(_task_id(s), cls.name, difficulty, s) for s in specs]
 
     @staticmethod
