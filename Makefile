@@ -33,7 +33,6 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/travelplanner_eval.py
 	$(BIN)/python benchmarks/swe_env.py
 	$(BIN)/python benchmarks/env_step.py
-	$(BIN)/python benchmarks/alfworld_env.py
 	$(BIN)/python benchmarks/crafter_env.py
 
 # Every RL algorithm from one SFT policy on the toy maze (~25 min on 2 cores):

@@ -7,8 +7,10 @@ oracle's win rate, alone and with 2 worker processes.
   steps/s     env.step calls per second over random-policy episodes (random admissible
               commands, `--random-steps` per game) plus the oracle episodes: in this
               process alone, and summed over 2 processes stepping half the games each
-  oracle won  share of games the oracle (the walkthrough, then the engine's policy)
-              wins; issue 5 asks 100% of >= 50 games per family
+  oracle won  share of games the oracle (the walkthrough, then the engine's policy;
+              ALFWorld: the planner's) wins; issue 5 asks 100% of >= 50 games per
+              family and per ALFWorld task type
+  failed      seeds whose game failed to compile (or, ALFWorld, to solve): retried
 
 Other environments add a row with one line in FAMILIES: family -> factory(workers,
 cache_dir) returning (env name, env config); the env must implement the Env protocol
@@ -16,6 +18,7 @@ with `oracle_action()` and the scripted policy 'random'.
 
     python benchmarks/env_step.py                          # 50 games per family, fresh cache
     python benchmarks/env_step.py --games 6 --families textworld/custom textworld/cooking
+    python benchmarks/env_step.py --families alfworld/pick alfworld/heat      # ALFWorld task types
 """
 
 from __future__ import annotations
@@ -43,6 +46,17 @@ FAMILIES: dict[str, Callable[[int, str | None], tuple[str, dict]]] = {
     "textworld/treasure_hunter": _textworld("treasure_hunter"),
     "textworld/simple": _textworld("simple"),
 }
+
+try:  # ALFWorld rows, one per task type, when the extra is installed
+    from questline.envs.alfworld.scenes import ALIASES
+
+    def _alfworld(task_type: str) -> Callable:
+        return lambda workers, cache: ("alfworld", {"source": "generated", "task_types": [task_type],
+                                                    "workers": workers, "cache_dir": cache})
+
+    FAMILIES.update({f"alfworld/{short}": _alfworld(short) for short in ALIASES})
+except ImportError:
+    pass
 
 
 def play(env_name: str, cfg: dict, task_dicts: list[dict], random_steps: int) -> dict:
@@ -94,6 +108,8 @@ def bench_family(name: str, args, cache: str | None) -> dict:
         rep = games.LAST_REPORT
         row.update(generated=rep.generated, cached=rep.cached, failed_seeds=len(rep.failed),
                    duplicates=rep.duplicates)
+    if env_name == "alfworld":  # seeds whose scene failed to compile or solve, retried with the next
+        row["failed_seeds"] = sum(len(t.spec["rejected"]) for t in tasks)
     dicts = [t.to_dict() for t in tasks]
     alone = play(env_name, cfg1, dicts, args.random_steps)
     row.update(games=alone["games"], oracle_won=alone["won"] / alone["games"],
