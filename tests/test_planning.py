@@ -320,3 +320,20 @@ def test_eval_cli_with_and_without_a_plan(tmp_path, toy_model, toy_tokenizer, ca
     out = capsys.readouterr().out
     assert "+ given plan on toy/maze" in out and out.count("planning: plan frequency") == 2
     assert main(["eval", "toy/maze", "--policy", str(tmp_path / "policy"), "--plan", "nope.txt"]) == 2
+
+
+def test_planning_report_table_markdown_and_png(tmp_path):
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from questline.experiments.sweep import write_planning_report
+    rows = [{"variant": v, "seed": 0, "stages": {
+        stage: {"success": 0.5, "score": 0.4, "env_metrics": {"progression": prog},
+                "planning": {"plan_frequency": freq, "tokens_per_episode": 90.0, "plan_tokens_per_episode": 30.0 * freq}}
+        for stage, prog, freq in (("sft", 0.2, 0.5), ("rl", 0.3, 0.25))}} for v in ("dynamic", "always")]
+    png = write_planning_report(SimpleNamespace(name="p"), rows, tmp_path, Console(file=open(tmp_path / "log", "w")))
+    md = (tmp_path / "planning.md").read_text().splitlines()
+    assert md[0].startswith("| variant | seed | stage | progression") and len(md) == 2 + 4
+    assert "| dynamic | 0 | SFT+RL | 0.300 | 0.400 | 0.25 | 90.0 | 7.5 |" in md
+    assert png.exists() and png.stat().st_size > 1000

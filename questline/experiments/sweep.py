@@ -140,24 +140,34 @@ def _pct(x) -> str:
 
 
 def write_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console) -> None:
-    table = Table(title=f"{sweep.name}: held-out success (greedy)")
-    for col in ("variant", "seed", "SFT", "RL", "RL - SFT [95% CI]", "verdict", "RL time"):
-        table.add_column(col)
-    md = ["| variant | seed | SFT | RL | RL - SFT [95% CI] | verdict | RL time (s) |", "|---|---|---|---|---|---|---|"]
+    cells = []
     for r in rows:
         lo, hi = r["diff_ci"]
         verdict = "-" if lo is None else ("better" if lo > 0 else "worse" if hi < 0 else "within noise")
         d = "-" if r["diff"] is None else f"{r['diff']:+.1%} [{lo:+.1%}, {hi:+.1%}]"
-        cells = (r["variant"], str(r["seed"]), _pct(r["sft"]), _pct(r["rl"]), d, verdict, f"{r['rl_seconds']:.0f}")
-        table.add_row(*cells)
-        md.append("| " + " | ".join(cells) + " |")
-    console.print(table)
-    (out_dir / "report.md").write_text("\n".join(md) + "\n")
+        cells.append((r["variant"], str(r["seed"]), _pct(r["sft"]), _pct(r["rl"]), d, verdict,
+                      f"{r['rl_seconds']:.0f}"))
+    cols = ("variant", "seed", "SFT", "RL", "RL - SFT [95% CI]", "verdict", "RL time (s)")
+    _write_table(f"{sweep.name}: held-out success (greedy)", cols, cells, out_dir / "report.md", console)
     (out_dir / "report.json").write_text(json.dumps(rows, indent=2))
     png = plot_curves(rows, out_dir / "curves.png", title=sweep.name)
     console.print(f"report: {out_dir / 'report.md'}, curves: {png}")
     if sweep.report == "planning":
         write_planning_report(sweep, rows, out_dir, console)
+
+
+def _write_table(title: str, cols: tuple[str, ...], cells: list[tuple[str, ...]], md_path: Path,
+                 console: Console) -> None:
+    """Print a rich table and write the same rows as a markdown table."""
+    table = Table(title=title)
+    for c in cols:
+        table.add_column(c)
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in cells:
+        table.add_row(*row)
+        md.append("| " + " | ".join(row) + " |")
+    console.print(table)
+    md_path.write_text("\n".join(md) + "\n")
 
 
 STAGE_NAMES = {"sft": "SFT", "rl": "SFT+RL"}
@@ -182,18 +192,11 @@ def planning_rows(rows: list[dict]) -> list[dict]:
 def write_planning_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console) -> Path:
     prow = planning_rows(rows)
     cols = ("variant", "seed", "stage", "progression", "score", "plan freq", "tokens/episode", "plan tokens/episode")
-    table = Table(title=f"{sweep.name}: planning comparison (held-out, greedy; progression = success "
-                        "where the env has no progression metric)")
-    for c in cols:
-        table.add_column(c)
-    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in prow:
-        cells = (r["variant"], str(r["seed"]), r["stage"], f"{r['progression']:.3f}", f"{r['score']:.3f}",
-                 f"{r['plan_frequency']:.2f}", f"{r['tokens_per_episode']:.1f}", f"{r['plan_tokens_per_episode']:.1f}")
-        table.add_row(*cells)
-        md.append("| " + " | ".join(cells) + " |")
-    console.print(table)
-    (out_dir / "planning.md").write_text("\n".join(md) + "\n")
+    cells = [(r["variant"], str(r["seed"]), r["stage"], f"{r['progression']:.3f}", f"{r['score']:.3f}",
+              f"{r['plan_frequency']:.2f}", f"{r['tokens_per_episode']:.1f}", f"{r['plan_tokens_per_episode']:.1f}")
+             for r in prow]
+    _write_table(f"{sweep.name}: planning comparison (held-out, greedy; progression = success where the env "
+                 "has no progression metric)", cols, cells, out_dir / "planning.md", console)
     (out_dir / "planning.json").write_text(json.dumps(prow, indent=2))
     png = plot_planning(prow, out_dir / "planning.png", title=sweep.name)
     console.print(f"planning report: {out_dir / 'planning.md'}, plot: {png}")
