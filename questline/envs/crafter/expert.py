@@ -78,40 +78,35 @@ class Expert:
         return int(self.known[t]) if 0 <= t[0] < w and 0 <= t[1] < h else UNSEEN
 
     # ------------------------------------------------------------ search
-    def _path_step(self, start, goal, limit: int = 4000) -> tuple[int, int] | None:
-        """First move of a shortest walk to a tile where `goal(tile)` holds."""
+    def _search(self, start, goal, limit: int = 4000) -> tuple[tuple[int, int], int] | None:
+        """Breadth-first search over free tiles: (first move, length) of a shortest walk
+        to a tile where `goal(tile)` holds, or None within `limit` tiles."""
         if goal(start):
-            return (0, 0)
-        seen, queue = {start: None}, deque([start])
-        while queue and len(seen) < limit:
+            return (0, 0), 0
+        parent, dist, queue = {start: None}, {start: 0}, deque([start])
+        while queue and len(parent) < limit:
             cur = queue.popleft()
             for d in MOVES:
                 nxt = (cur[0] + d[0], cur[1] + d[1])
-                if nxt in seen or not self._free(nxt):
+                if nxt in parent or not self._free(nxt):
                     continue
-                seen[nxt] = cur
+                parent[nxt], dist[nxt] = cur, dist[cur] + 1
                 if goal(nxt):
-                    while seen[nxt] != start:
-                        nxt = seen[nxt]
-                    return (nxt[0] - start[0], nxt[1] - start[1])
+                    first = nxt
+                    while parent[first] != start:
+                        first = parent[first]
+                    return (first[0] - start[0], first[1] - start[1]), dist[nxt]
                 queue.append(nxt)
         return None
 
+    def _path_step(self, start, goal, limit: int = 4000) -> tuple[int, int] | None:
+        """First move of a shortest walk to a tile where `goal(tile)` holds."""
+        found = self._search(start, goal, limit)
+        return found and found[0]
+
     def _distance(self, start, goal, limit: int = 4000) -> int | None:
-        if goal(start):
-            return 0
-        dist, queue = {start: 0}, deque([start])
-        while queue and len(dist) < limit:
-            cur = queue.popleft()
-            for d in MOVES:
-                nxt = (cur[0] + d[0], cur[1] + d[1])
-                if nxt in dist or not self._free(nxt):
-                    continue
-                dist[nxt] = dist[cur] + 1
-                if goal(nxt):
-                    return dist[nxt]
-                queue.append(nxt)
-        return None
+        found = self._search(start, goal, limit)
+        return None if found is None else found[1]
 
     def _interact(self, sim, is_target) -> int | None:
         """Walk next to a tile where `is_target` holds, face it and Do. None if none is known."""
