@@ -278,6 +278,15 @@ def test_bad_config_names_the_field():
         make("crafter", reward="dense")
     with pytest.raises(ConfigError, match="lenght"):
         make("crafter", lenght=10)
+    with pytest.raises(ConfigError, match="prompt"):
+        make("crafter", prompt="short")
+
+
+def test_compact_prompt_names_every_action_and_is_much_shorter():
+    balrog, compact = make("crafter").instructions, make("crafter", prompt="compact").instructions
+    assert balrog.startswith("You are an agent playing Crafter.")
+    assert all(name in compact for name in ACTIONS)
+    assert len(compact) < len(balrog) / 4
 
 
 # ------------------------------------------------------------------ rewards and metrics

@@ -20,6 +20,8 @@ Config (`env.config`):
   success_unlocks achievements an episode needs for `success` = 1
   area            world size (crafter's default 64x64)
   reset_workers   processes `prepare` generates worlds with (0 = one per CPU core)
+  prompt          system prompt: balrog (BALROG's, default) or compact (action names only,
+                  ~6x shorter: for small models trained from scratch on a CPU)
 
 Difficulty is the time budget: the same worlds (any seed), with `length` x 1 (easy),
 x 0.75 (medium) or x 0.5 (hard) steps; fewer steps leave fewer achievements within reach.
@@ -63,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "success_unlocks": 6,
     "area": [64, 64],
     "reset_workers": 0,
+    "prompt": "balrog",
 }
 
 INSTRUCTIONS = """You are an agent playing Crafter. The following are the only valid actions you can take in the game, followed by a short description of each action:
@@ -111,6 +114,14 @@ These are the game achievements you can get:
 
 Your goal is to get as far as possible by completing all the achievements. Reply with exactly one action per turn."""
 
+# A short system prompt for small models trained from scratch (`prompt: compact`): the
+# action names only. BALROG's prompt is ~535 tokens of a ~660-token window-context row
+# with the 1K-vocabulary tokenizers here, so compact rows cost ~3x less to train on.
+COMPACT_INSTRUCTIONS = (
+    "You play Crafter. Reply with exactly one action per turn: " + ", ".join(ACTIONS) + ". "
+    "Do collects the material in front, drinks water and hits creatures. "
+    "Unlock as many of the 22 achievements as you can.")
+
 
 def check_config(cfg: dict) -> dict:
     bad = set(cfg) - set(DEFAULTS)
@@ -122,6 +133,8 @@ def check_config(cfg: dict) -> dict:
             raise ConfigError(f"env.config.{key}: must be an integer >= 1, got {out[key]!r}")
     if not isinstance(out["history"], int) or out["history"] < 0:
         raise ConfigError(f"env.config.history: must be an integer >= 0, got {out['history']!r}")
+    if out["prompt"] not in ("balrog", "compact"):
+        raise ConfigError(f"env.config.prompt: '{out['prompt']}' is not one of balrog, compact")
     if out["reward"] not in ("crafter", "sparse"):
         raise ConfigError(f"env.config.reward: '{out['reward']}' is not one of crafter, sparse")
     area = out["area"]
@@ -150,6 +163,7 @@ class CrafterEnv(Env):
 
     def __init__(self, **cfg: Any):
         self.cfg = check_config(cfg)
+        self.instructions = INSTRUCTIONS if self.cfg["prompt"] == "balrog" else COMPACT_INSTRUCTIONS
         self.done = True
         self.sim = None
 
