@@ -31,6 +31,14 @@ from questline.core import ConfigError, Step, Task
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
+def with_defaults(env: str, defaults: dict, cfg: dict) -> dict:
+    """`cfg` over `defaults`; a key `defaults` does not have is a ConfigError naming it."""
+    bad = set(cfg) - set(defaults)
+    if bad:
+        raise ConfigError(f"env.config: unknown key(s) {sorted(bad)} for {env} (allowed: {', '.join(defaults)})")
+    return {**defaults, **cfg}
+
+
 class Env(ABC):
     name: str = "env"
     instructions: str = ""

@@ -39,7 +39,7 @@ from typing import Any
 from questline.core import ConfigError, Step, Task, derive_seed
 from questline.envs.alfworld import data as official
 from questline.envs.alfworld import engine, scenes
-from questline.envs.base import DIFFICULTIES, Env
+from questline.envs.base import DIFFICULTIES, Env, with_defaults
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,7 @@ INSTRUCTIONS = (
 
 
 def check_config(cfg: dict) -> dict:
-    bad = set(cfg) - set(DEFAULTS)
-    if bad:
-        raise ConfigError(f"env.config: unknown key(s) {sorted(bad)} for alfworld (allowed: {', '.join(DEFAULTS)})")
-    out = {**DEFAULTS, **cfg}
+    out = with_defaults("alfworld", DEFAULTS, cfg)
     types = out["task_types"]
     if isinstance(types, str):
         types = [types]

@@ -49,7 +49,7 @@ from typing import Any
 from crafter import constants
 
 from questline.core import ConfigError, Step, Task, derive_seed
-from questline.envs.base import DIFFICULTIES, Env
+from questline.envs.base import DIFFICULTIES, Env, with_defaults
 from questline.envs.crafter import render
 from questline.envs.crafter.expert import ACTIONS, Expert
 from questline.envs.crafter.sim import new_sim, pregenerate
@@ -124,10 +124,7 @@ COMPACT_INSTRUCTIONS = (
 
 
 def check_config(cfg: dict) -> dict:
-    bad = set(cfg) - set(DEFAULTS)
-    if bad:
-        raise ConfigError(f"env.config: unknown key(s) {sorted(bad)} for crafter (allowed: {', '.join(DEFAULTS)})")
-    out = {**DEFAULTS, **cfg}
+    out = with_defaults("crafter", DEFAULTS, cfg)
     for key in ("length", "success_unlocks"):
         if not isinstance(out[key], int) or out[key] < 1:
             raise ConfigError(f"env.config.{key}: must be an integer >= 1, got {out[key]!r}")

@@ -37,7 +37,7 @@ import hashlib
 from typing import Any
 
 from questline.core import ConfigError, Step, Task
-from questline.envs.base import Env, ToolError
+from questline.envs.base import Env, ToolError, with_defaults
 from questline.envs.swe import tasks as swe_tasks
 from questline.envs.swe import tools as swe_tools
 from questline.envs.swe.mutations import OPERATORS, Mutation
@@ -61,10 +61,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def check_config(cfg: dict) -> dict:
-    bad = set(cfg) - set(DEFAULTS)
-    if bad:
-        raise ConfigError(f"env.config: unknown key(s) {sorted(bad)} for swe (allowed: {', '.join(DEFAULTS)})")
-    out = {**DEFAULTS, **cfg}
+    out = with_defaults("swe", DEFAULTS, cfg)
     if out["syntax"] not in ("react", "json"):
         raise ConfigError(f"env.config.syntax: '{out['syntax']}' is not one of react, json")
     bad = set(out["operators"] or []) - set(OPERATORS)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from questline.core import ConfigError, Step, Task, derive_seed
-from questline.envs.base import Env
+from questline.envs.base import Env, with_defaults
 from questline.envs.travelplanner import evaluate as tp_eval
 from questline.envs.travelplanner.database import Database
 from questline.envs.travelplanner.tools import RENDERS, SIGNATURES, Tools
@@ -74,11 +74,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 def check_config(cfg: dict) -> dict:
-    bad = set(cfg) - set(DEFAULTS)
-    if bad:
-        raise ConfigError(f"env.config: unknown key(s) {sorted(bad)} for travelplanner "
-                          f"(allowed: {', '.join(DEFAULTS)})")
-    out = {**DEFAULTS, **cfg}
+    out = with_defaults("travelplanner", DEFAULTS, cfg)
     for key, allowed in (("mode", MODES), ("syntax", SYNTAXES), ("render", RENDERS),
                          ("eval_mode", tp_eval.MODES)):
         if out[key] not in allowed:
