@@ -4,6 +4,7 @@ loads; the memoised engine computes exactly what the plain one does."""
 
 import logging
 import random
+import re
 
 import pytest
 
@@ -47,6 +48,30 @@ def test_every_task_type_is_solved_by_the_oracle(tasks):
         step = play_oracle(env, task)
         assert step.reward == 1.0 and step.info["metrics"]["success"] == 1.0, task.id
         assert step.info["metrics"]["steps"] == len(task.spec["walkthrough"])
+    env.close()
+
+
+def test_the_search_oracle_only_takes_what_it_has_seen(tasks):
+    """oracle: search looks in receptacles before taking an object; the planner's
+    walkthrough goes straight to it. Both win every task type."""
+    env = make("alfworld", oracle="search")
+    searched = 0
+    for task in tasks:
+        seen = env.reset(task)
+        for _ in range(60):
+            action = env.oracle_action()
+            if action.startswith(("take ", "use ")):
+                thing = action.split(" from ")[0].split(" ", 1)[1]
+                assert re.search(rf"\b{thing}\b", seen), (task.id, action)
+            step = env.step(action)
+            seen += "\n" + step.observation
+            if step.done:
+                break
+        assert step.info["metrics"]["success"] == 1.0, task.id
+        searched += env.history != task.spec["walkthrough"]
+    assert searched >= len(tasks) // 3  # the search is not the planner's walkthrough
+    with pytest.raises(ConfigError, match="env.config.oracle"):
+        make("alfworld", oracle="psychic")
     env.close()
 
 

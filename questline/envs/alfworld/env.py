@@ -15,7 +15,11 @@ when the goal holds (turn reward 1, success) or after `max_steps` (truncated).
 
 Oracle: the Fast Downward planner's commands (the planner expert's
 `policy_commands`). Generated tasks store the plan found at generation; after a
-deviation the planner replans from the current state. `state_key()` hashes the
+deviation the planner replans from the current state. The planner knows where every
+object is, so its walkthroughs never look for anything; `oracle: search` makes
+demonstrations that do (like ALFWorld's hand-coded expert): while an object the plan
+takes or uses has not appeared in any observation, visit the receptacles in a seeded
+random order, opening closed ones; then follow the planner. `state_key()` hashes the
 state's changing facts (agent location, what is held, where objects are, what is
 open / clean / hot / cool / on).
 
@@ -57,7 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "max_attempts": 10,          # seeds tried per generated task before giving up
     "cache_dir": None,           # generated task sets are cached here ($QUESTLINE_CACHE)
     "workers": 1,                # processes planning generated scenes
+    "oracle": "planner",         # planner: its commands (it knows where every object is) | search: first
+                                 # look in receptacles until the objects are seen, then the planner
 }
+ORACLES = ("planner", "search")
 DYNAMIC = {"atlocation", "holds", "holdsany", "inreceptacle", "objectatlocation", "opened", "isclean",
            "ishot", "iscool", "istoggled", "ison", "issliced"}
 SHORT = {v: k for k, v in scenes.ALIASES.items()}
@@ -90,6 +97,8 @@ def check_config(cfg: dict) -> dict:
         raise ConfigError(f"env.config.split: '{out['split']}' is not one of {', '.join(official.SPLITS)}")
     if not isinstance(out["workers"], int) or out["workers"] < 1:
         raise ConfigError(f"env.config.workers: {out['workers']!r} must be a positive int")
+    if out["oracle"] not in ORACLES:
+        raise ConfigError(f"env.config.oracle: '{out['oracle']}' is not one of {', '.join(ORACLES)}")
     if not isinstance(out["max_attempts"], int) or out["max_attempts"] < 1:
         raise ConfigError(f"env.config.max_attempts: {out['max_attempts']!r} must be a positive int")
     return out
@@ -251,7 +260,12 @@ class AlfworldEnv(Env):
         self.task, self.history = task, []
         self.steps = self.invalid = 0
         self.won, self.done = False, False
-        return self._observe(text.replace(BANNER, "").strip())
+        text = text.replace(BANNER, "").strip()
+        self.seen_text, self.visited, self.here = text, set(), None
+        places = sorted(c[len("go to "):] for c in self.game.admissible if c.startswith("go to "))
+        random.Random(f"{task.id}/search").shuffle(places)
+        self.search_order = places
+        return self._observe(text)
 
     def step(self, action: str) -> Step:
         if self.done:
@@ -263,6 +277,10 @@ class AlfworldEnv(Env):
         try:
             if cmd in self.game.admissible:
                 text = self.game.step(cmd)
+                self.seen_text += "\n" + text
+                if cmd.startswith("go to "):
+                    self.here = cmd[len("go to "):]
+                    self.visited.add(self.here)
             else:  # the engine's answer to a command it does not admit; its state is unchanged
                 text = "Nothing happens."
                 info["invalid_action"] = True
@@ -294,21 +312,26 @@ class AlfworldEnv(Env):
         return out
 
     def scripted_action(self, policy: str) -> str:
-        """'oracle', or 'random': a uniformly random admissible command (seeded by the
-        task and the step, so a replay is identical)."""
+        """'oracle' (the configured one), 'planner', 'search', or 'random': a uniformly
+        random admissible command (seeded by the task and the step, so a replay is
+        identical)."""
         if policy == "random":
             return random.Random(f"{self.task.id}/{self.steps}").choice(sorted(self.game.admissible))
-        if policy == "oracle":
-            return self.oracle_action()
-        raise ConfigError(f"{self.name} has no scripted policy '{policy}' (it has: oracle, random)")
+        if policy in ("oracle", *ORACLES):
+            return self.oracle_action(None if policy == "oracle" else policy)
+        raise ConfigError(f"{self.name} has no scripted policy '{policy}' (it has: oracle, planner, search, random)")
 
     def state_key(self) -> str:
         facts = sorted(str(f) for f in self.game.facts() if f.name in DYNAMIC)
         return hashlib.sha1("|".join(facts).encode()).hexdigest()[:12]
 
-    def oracle_action(self) -> str:
+    def oracle_action(self, kind: str | None = None) -> str:
         if self.done:
             raise RuntimeError("oracle_action() needs an open episode")
+        if (kind or self.cfg["oracle"]) == "search":
+            look = self._search_action()
+            if look is not None:
+                return look
         k = len(self.history)
         on_track = self.walkthrough is not None and self.walkthrough[:k] == self.history
         if not on_track or k >= len(self.walkthrough):
@@ -317,6 +340,26 @@ class AlfworldEnv(Env):
                 raise RuntimeError(f"alfworld: the planner finds no way to the goal of {self.task.id}")
             self.walkthrough = self.history + plan
         return self.walkthrough[k]
+
+    def _search_action(self) -> str | None:
+        """The next search command, or None once every object the plan takes or uses
+        has been seen (as many instances of its type as the plan needs) or every
+        receptacle has been visited."""
+        if self.walkthrough is None:  # official games: the plan from the start
+            self.walkthrough = self.game.plan()
+        needed: dict[str, int] = {}
+        for cmd in self.walkthrough:
+            m = re.match(r"(?:take (.+?) \d+ from|use (.+?) \d+$)", cmd)
+            if m:
+                kind = m.group(1) or m.group(2)
+                needed[kind] = needed.get(kind, 0) + 1
+        if all(len(set(re.findall(rf"\b{re.escape(kind)} (\d+)\b", self.seen_text))) >= n
+               for kind, n in needed.items()):
+            return None
+        if f"open {self.here}" in self.game.admissible:
+            return f"open {self.here}"
+        left = [p for p in self.search_order if p not in self.visited]
+        return f"go to {left[0]}" if left else None
 
     def close(self) -> None:
         if self.game is not None:
