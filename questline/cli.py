@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         sp.set_defaults(fn=fn)
         return sp
 
-    add("quickstart", cmd_quickstart, "tiny model on a toy env: untrained -> SFT -> RL", recipe=False)
+    add("quickstart", cmd_quickstart, "TravelPlanner-mini: untrained -> SFT -> RL, official metrics", recipe=False)
     add("train", cmd_train, "run a recipe: SFT then RL, with held-out evaluation")
     add("sft", cmd_sft, "run only the SFT stage of a recipe")
     ev = add("eval", cmd_eval, "evaluate a policy on a recipe's held-out tasks")
