@@ -305,18 +305,22 @@ def test_pipeline_trains_on_travelplanner_with_faults_and_records_them(tmp_path)
     recipe = recipe_from_dict({
         "env": {"name": "travelplanner", "config": {"world": "mini", "days": [3], "render": "compact",
                                                     "faults": {"rate": 0.2}}},
-        "data": {"train_size": 12, "mix": {"easy": 1, "hard": 1}, "eval_size": 4, "eval_mix": {"easy": 1},
-                 "tokenizer_corpus_tasks": 12},
+        "data": {"train_size": 12, "mix": {"easy": 1, "hard": 1}, "eval_size": 4,
+                 "eval_mix": {"easy": 1, "hard": 1}, "tokenizer_corpus_tasks": 12},
         "model": {"preset": "xs", "vocab_size": 512},
         "budget": {"episodes": 12, "sft_fraction": 0.34},
         "sft": {"epochs": 1, "batch_size": 4},
         "rl": {"reward": "tp_staged", "reward_args": {"format_penalty": 0.1}, "tasks_per_iter": 2,
                "group_size": 4, "minibatch_size": 8, "micro_batch_size": 4},
         "rollout": {"max_turns": 8, "max_new_tokens": 48, "max_context_tokens": 2048},
+        "eval": {"untrained_size": 2},
         "run": {"progress": False},
     }, [f"run.dir={tmp_path}"])
     results = Pipeline(recipe).run()
     assert {"untrained", "sft", "rl"} <= set(results)
+    untrained, sft = results["untrained"]["greedy"], results["sft"]["greedy"]
+    assert untrained["n"] == 2 and set(untrained["by_difficulty"]) == {"easy", "hard"}  # every k-th: the mix holds
+    assert sft["n"] == 4 and set(untrained["per_task"]) < set(sft["per_task"])
     assert set(results["rl"]["greedy"]["env_metrics"]) == {
         "delivery_rate", "commonsense_micro", "commonsense_macro", "hard_micro", "hard_macro", "final_pass"}
     demos = [json.loads(line) for line in (tmp_path / "demos.jsonl").read_text().splitlines()]

@@ -175,6 +175,9 @@ class EvalConfig(_Strict):
     greedy: bool = True
     sampled: bool = False
     temperature: float = Field(1.0, gt=0)  # for sampled evaluation
+    # held-out tasks for the untrained row, every k-th so the difficulty mix holds (None:
+    # all). An untrained policy writes to its token limit every turn: the slowest row.
+    untrained_size: int | None = Field(None, gt=0)
 
 
 class RunConfig(_Strict):

@@ -5,6 +5,7 @@ skipped when its output is already there, so a killed run picks up where it was.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -90,12 +91,15 @@ class Pipeline:
             self.say(f"[dim]{stage}: cached evaluation {res}[/dim]")
             return res
         engine = HFEngine(self.model, self.pad_id, autocast=self.recipe.model.autocast)
+        tasks, n = self.heldout.tasks, self.recipe.eval.untrained_size
+        if stage == "untrained" and n:
+            tasks = tasks[::math.ceil(len(tasks) / n)]
         out, first = {}, None
         modes = [m for m, on in (("greedy", self.recipe.eval.greedy), ("sampled", self.recipe.eval.sampled)) if on]
         for mode in modes:
             with progress_bar(self.recipe.run.progress) as bar:
-                job = bar.add_task(f"eval {stage} ({mode})", total=len(self.heldout), info="")
-                res, trajs = evaluate(engine, self.chat, self.heldout.tasks, rollout_config(self.recipe),
+                job = bar.add_task(f"eval {stage} ({mode})", total=len(tasks), info="")
+                res, trajs = evaluate(engine, self.chat, tasks, rollout_config(self.recipe),
                                       greedy=mode == "greedy", temperature=self.recipe.eval.temperature,
                                       seed=derive_seed(self.recipe.seed, "eval", stage),
                                       env_cfg=self.recipe.env.config,
