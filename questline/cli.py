@@ -78,19 +78,53 @@ def cmd_eval(args) -> None:
         engine = None
     chat = ChatTokens(tok)
     name = args.policy if args.agent == "model" else f"{args.agent} agent"
+    before = _read_against(args.against) if args.against else None
     rows = []
     for label, plan in ((name, None),) + (((f"{name} + given plan", given),) if given else ()):
-        res, _ = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
+        res, trajs = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
                           temperature=recipe.eval.temperature, seed=recipe.seed, env_cfg=recipe.env.config,
                           policy=args.agent, given_plan=plan)
         print(f"{label} on {recipe.env.name}: success {res}  score {res.score:.3f}  "
               f"turns {res.turns:.1f}  by difficulty {res.by_difficulty}")
         if res.planning:
             print(f"  planning: {planning_summary(res.planning)}")
+        if args.out and plan is None:
+            from questline.data import write_jsonl
+            write_jsonl(args.out, [t.to_dict() for t in trajs])
+            print(f"  wrote {len(trajs)} episodes to {args.out}")
+        if before is not None:
+            _print_paired(label, res, before, args.against)
         rows.append((label, res))
     if rows[0][1].env_metrics:
         console = Console(width=max(Console().width, 130))  # the metric names stay readable
         console.print(env_metrics_table(rows, f"{recipe.env.name}: {len(heldout)} held-out tasks"))
+
+
+def _read_against(path: str):
+    """The EvalResult of an earlier evaluation's episodes (`eval --out`, or a run's eval_*.jsonl)."""
+    from questline.core.types import Trajectory
+    from questline.data.io import read_jsonl
+    from questline.train.evaluate import summarise
+    if not Path(path).exists():
+        raise ConfigError(f"--against: file not found: {path}")
+    try:
+        trajs = [Trajectory.from_dict(d) for d in read_jsonl(path)]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"--against: {path} is not a file of evaluation episodes ({e})") from e
+    if not trajs:
+        raise ConfigError(f"--against: {path} has no episodes")
+    return summarise(trajs)
+
+
+def _print_paired(label: str, res, before, path: str) -> None:
+    """This evaluation minus an earlier one, paired over the tasks both finished."""
+    from questline.train.evaluate import paired_diff_interval
+    common = set(res.per_task) & set(before.per_task)
+    if not common:
+        raise ConfigError(f"--against: {path} shares no held-out task with this evaluation")
+    diff, lo, hi = paired_diff_interval(before.per_task, res.per_task)
+    print(f"  {label} - {path}: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], paired over {len(common)} tasks; "
+          f"{before.success:.1%} there)")
 
 
 def cmd_gen_data(args) -> None:
@@ -197,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--sampled", action="store_true", help="sample instead of greedy decoding")
     ev.add_argument("--plan", default="", help="text file with a plan: evaluate without and with it as the "
                     "current plan (steering)")
+    ev.add_argument("--out", default="", help="write the episodes (with per-task success) to this jsonl")
+    ev.add_argument("--against", default="", help="an earlier evaluation's episodes (--out, or a run's "
+                    "eval_*.jsonl): print the paired difference over the same tasks")
     gd = add("gen-data", cmd_gen_data, "write oracle trajectories to jsonl")
     gd.add_argument("--out", required=True)
     gd.add_argument("--n", type=int, default=0, help="episodes (default: the whole train set)")

@@ -76,3 +76,26 @@ def test_paired_interval_by_hand_and_tighter_than_unpaired():
     _, plo, _ = paired_diff_interval(before, after)
     ulo, _ = diff_interval(0.3, 200, 0.35, 200)
     assert plo > 0 > ulo
+
+
+def test_eval_cli_writes_episodes_and_compares_paired(tmp_path, toy_model, toy_tokenizer, capsys):
+    from questline.cli import main
+    from questline.data.io import read_jsonl
+    from questline.models import save_policy
+    save_policy(toy_model, toy_tokenizer, tmp_path / "policy")
+    oracle = tmp_path / "oracle.jsonl"
+    assert main(["eval", "toy/maze", "data.eval_size=4", "--agent", "oracle", "--out", str(oracle)]) == 0
+    rows = read_jsonl(oracle)
+    assert len(rows) == 4 and all(r["metrics"]["success"] == 1.0 for r in rows)
+    capsys.readouterr()
+    # an untrained model against the oracle's episodes: the same 4 tasks, paired
+    assert main(["eval", "toy/maze", "data.eval_size=4", "--policy", str(tmp_path / "policy"),
+                 "--against", str(oracle)]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if str(oracle) in x)
+    assert "paired over 4 tasks" in line and "100.0% there" in line
+    success = float(out.split("success")[1].split("%")[0]) / 100
+    assert f"{success - 1:+.1%}" in line
+    assert main(["eval", "toy/maze", "--agent", "oracle", "--against", str(tmp_path / "nope.jsonl")]) == 2
+    (tmp_path / "bad.jsonl").write_text('{"x": 1}\n')
+    assert main(["eval", "toy/maze", "--agent", "oracle", "--against", str(tmp_path / "bad.jsonl")]) == 2
