@@ -221,3 +221,30 @@ def test_aggregate_reports_success_per_task_type(tasks):
     agg = AlfworldEnv.aggregate(trajs)
     assert agg == {"success_clean": 0.0, "success_cool": 0.0, "success_heat": 1.0, "success_look": 1.0,
                    "success_pick": 0.0, "success_pick_two": 1.0}
+
+
+def _loaded_libdownward_copies() -> int:
+    with open("/proc/self/maps") as f:
+        return len({line.split()[-2] for line in f if "libdownward.so (deleted)" in line})
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/maps"), reason="needs /proc (Linux)")
+def test_engines_are_reused_not_leaked(tasks):
+    """Each engine dlopens its own deleted copy of libdownward.so (34 MB) that stays on
+    disk while loaded; more episodes open at once than any pool cap must not make new
+    engines again on the next batch (that filled the disk in 256-episode RL batches)."""
+    task = tasks[0]
+
+    def open_batch(n):
+        envs = [make("alfworld") for _ in range(n)]
+        for env in envs:
+            env.reset(task)
+        for env in envs:
+            env.close()
+
+    open_batch(70)  # more than the old cap of 64
+    loaded = _loaded_libdownward_copies()
+    assert loaded >= 70
+    open_batch(70)
+    open_batch(40)
+    assert _loaded_libdownward_copies() == loaded  # the second and third batch reused them

@@ -10,7 +10,12 @@ with and without them and compares every observation and admissible command):
   twice, load twice more, and every sample of a group loads the same problem);
 - textworld re-parses each grammar template and fact query with TatSu at every step;
   those parses are memoised (5x faster steps);
-- loaded engines (each holds its own copy of libdownward.so) are pooled and reused.
+- loaded engines are pooled and reused. Each engine dlopens its own copy of
+  libdownward.so (34 MB; fast_downward copies it to a temp dir and deletes the file),
+  and a loaded library is never unloaded: an engine dropped from the pool keeps its
+  deleted copy on disk until the process exits. So every engine ever made stays in the
+  pool (as many as episodes were ever open at once); capping the pool at 64 leaked
+  ~6.5 GB per RL iteration of 256 concurrent episodes and filled the disk (ENOSPC).
 fast_downward's translator keeps its options in module globals and overwrites
 `sys.argv`: translation runs under a lock and `sys.argv` is restored.
 """
@@ -25,8 +30,7 @@ import threading
 from collections import OrderedDict
 
 _LOCK = threading.RLock()
-_POOL: list = []  # idle engines, reused by the next episode
-_POOL_MAX = 64
+_POOL: list = []  # idle engines, reused by the next episode (never dropped: see above)
 _memo_on = False
 _originals: dict = {}
 
@@ -180,6 +184,5 @@ class AlfredGame:
     def close(self) -> None:
         if self._env is not None:
             with _LOCK:
-                if len(_POOL) < _POOL_MAX:
-                    _POOL.append(self._env)
+                _POOL.append(self._env)
             self._env = None
