@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--sampled", action="store_true", help="sample instead of greedy decoding")
     ev.add_argument("--plan", default="", help="text file with a plan: evaluate without and with it as the "
                     "current plan (steering)")
-    ev.add_argument("--out", default="", help="write the episodes (with per-task success) to this jsonl")
+    ev.add_argument("--out", default="", help="write the episodes (with per-task success) to this jsonl "
+                    "(the evaluation without the plan, with --plan)")
     ev.add_argument("--against", default="", help="an earlier evaluation's episodes (--out, or a run's "
                     "eval_*.jsonl): print the paired difference over the same tasks")
     gd = add("gen-data", cmd_gen_data, "write oracle trajectories to jsonl")
