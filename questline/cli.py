@@ -79,6 +79,8 @@ def cmd_eval(args) -> None:
     chat = ChatTokens(tok)
     name = args.policy if args.agent == "model" else f"{args.agent} agent"
     before = _read_against(args.against) if args.against else None
+    if before is not None and not {t.id for t in heldout.tasks} & set(before.per_task):
+        raise ConfigError(f"--against: {args.against} shares no held-out task with this recipe")
     rows = []
     for label, plan in ((name, None),) + (((f"{name} + given plan", given),) if given else ()):
         res, trajs = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
@@ -120,8 +122,6 @@ def _print_paired(label: str, res, before, path: str) -> None:
     """This evaluation minus an earlier one, paired over the tasks both finished."""
     from questline.train.evaluate import paired_diff_interval
     common = set(res.per_task) & set(before.per_task)
-    if not common:
-        raise ConfigError(f"--against: {path} shares no held-out task with this evaluation")
     diff, lo, hi = paired_diff_interval(before.per_task, res.per_task)
     print(f"  {label} - {path}: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], paired over {len(common)} tasks; "
           f"{before.success:.1%} there)")
