@@ -264,3 +264,229 @@ def test_readme_extending_example_registers_a_working_estimator():
         assert torch.allclose(adv[:, 0], torch.tensor([0.0, -1.0, -0.5]))
     finally:
         ADVANTAGES.pop("max_baseline", None)
+
+
+# ---------------------------------------------------------------- verl's conventions
+# Each recipe option's verl mode against verl's formula (verl/trainer/ppo/core_algos.py at
+# volcengine/verl b178a3c), written out here independently on a small batch.
+from questline.experiments.recipe import RLConfig, recipe_from_dict  # noqa: E402
+from questline.train.rl import estimator_kwargs, loss_kwargs  # noqa: E402
+
+# groups [0, 0, 0, 1, 2, 2]: group 1 has one member; two turns with an observation between
+GROUPS = torch.tensor([0, 0, 0, 1, 2, 2])
+SCORES = [1.0, 0.0, 0.5, 0.7, 0.2, 0.9]
+
+
+def _outcome_batch():
+    mask = MASK.expand(6, 8).clone()
+    mask[1, 5:7] = 0  # one episode has a single turn
+    r = torch.zeros(6, 8)
+    for i, s in enumerate(SCORES):
+        r[i, int(mask[i].nonzero().max())] = s  # the outcome on the last policy token
+    return r, mask
+
+
+def _rl(*overrides) -> dict:
+    return estimator_kwargs(recipe_from_dict({}, list(overrides)).rl)
+
+
+def _verl_groups(scores):
+    """{group: [scores]} as verl's loops build it."""
+    by = {}
+    for g, s in zip(GROUPS.tolist(), scores):
+        by.setdefault(g, []).append(s)
+    return by
+
+
+def _verl_whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """verl_F.masked_whiten: (x - mean) / sqrt(unbiased var + 1e-8) over masked entries."""
+    vals = x[mask > 0].double()
+    mean, var = vals.mean(), vals.var(unbiased=True)
+    return ((x.double() - mean) / torch.sqrt(var + 1e-8)).float()
+
+
+def _verl_grpo(eps: float, norm_std: bool) -> list[float]:
+    by, out = _verl_groups(SCORES), []
+    for g, s in zip(GROUPS.tolist(), SCORES):
+        xs = torch.tensor(by[g], dtype=torch.float64)
+        mean, std = (0.0, 1.0) if len(xs) == 1 else (xs.mean().item(), xs.std(unbiased=True).item())
+        out.append((s - mean) / (std + eps) if norm_std else s - mean)
+    return out
+
+
+def _verl_rloo() -> list[float]:
+    by, out = _verl_groups(SCORES), []
+    for g, s in zip(GROUPS.tolist(), SCORES):
+        n = len(by[g])
+        out.append(s if n == 1 else s - (sum(by[g]) - s) / (n - 1))  # the loop version keeps the raw score
+    return out
+
+
+def _verl_reinforce_pp_baseline(mask) -> torch.Tensor:
+    by = _verl_groups(SCORES)
+    centred = [s - (0.0 if len(by[g]) == 1 else sum(by[g]) / len(by[g])) for g, s in zip(GROUPS.tolist(), SCORES)]
+    return _verl_whiten(torch.tensor(centred)[:, None] * mask, mask)
+
+
+@pytest.mark.parametrize("name", ["grpo", "dr_grpo", "rloo", "reinforce_pp"])
+def test_singleton_advantage_raw_matches_verl(name):
+    r, mask = _outcome_batch()
+    adv, _ = compute_advantages(name, r, mask, GROUPS, **_rl("rl.singleton_advantage=raw"))
+    if name == "reinforce_pp":
+        expected = _verl_reinforce_pp_baseline(mask)
+    else:
+        per_row = {"grpo": lambda: _verl_grpo(1e-6, True), "dr_grpo": lambda: _verl_grpo(1e-6, False),
+                   "rloo": _verl_rloo}[name]()
+        expected = torch.tensor(per_row)[:, None].expand(6, 8)
+    on = mask > 0
+    assert torch.allclose(adv[on], expected[on], atol=1e-6)
+    assert adv[3, 1] != 0  # the one-member group keeps its raw score
+    if name != "reinforce_pp":  # (its whitening mixes every row)
+        default, _ = compute_advantages(name, r, mask, GROUPS, **_rl())
+        assert torch.all(default[3] == 0)  # our default: no baseline, no signal
+        assert torch.allclose(default[[0, 1, 2, 4, 5]], adv[[0, 1, 2, 4, 5]], atol=1e-6)  # other groups as before
+
+
+def test_singleton_advantage_rejects_unknown_values():
+    with pytest.raises(ValueError, match="zero, raw"):
+        compute_advantages("grpo", torch.ones(2, 2), torch.ones(2, 2), torch.tensor([0, 1]), singleton="none")
+    with pytest.raises(Exception, match="singleton_advantage"):
+        recipe_from_dict({}, ["rl.singleton_advantage=none"])
+
+
+def test_gigpo_singleton_raw_applies_to_the_episode_term():
+    r, mask = _outcome_batch()
+    turns = TURNS.expand(6, 8)
+    keys = torch.arange(6)[:, None] * 10 + turns  # every step alone in its anchor group: step term 0
+    kw = {"step_keys": torch.where(turns >= 0, keys, -1), "turn_ids": turns}
+    raw, _ = compute_advantages("gigpo", r, mask, GROUPS, **kw, **_rl("rl.singleton_advantage=raw"))
+    on = mask > 0
+    assert torch.allclose(raw[on], torch.tensor(_verl_grpo(1e-6, True))[:, None].expand(6, 8)[on], atol=1e-6)
+
+
+def test_grpo_eps_from_the_recipe_matches_verl():
+    r, mask = _outcome_batch()
+    adv, _ = compute_advantages("grpo", r, mask, GROUPS, **_rl("rl.grpo_eps=0.5", "rl.singleton_advantage=raw"))
+    expected = torch.tensor(_verl_grpo(0.5, True))[:, None].expand(6, 8)
+    assert torch.allclose(adv[mask > 0], expected[mask > 0], atol=1e-6)
+    assert RLConfig().grpo_eps == 1e-6
+
+
+def _verl_gae_whitened(r, v, mask, gamma, lam):
+    """GAE over each row's policy tokens only (verl skips masked tokens; equal to GAE on
+    the row with them removed), then whitened over all policy tokens."""
+    adv = torch.zeros_like(r, dtype=torch.float64)
+    for i in range(r.shape[0]):
+        idx = mask[i].nonzero()[:, 0].tolist()
+        running, next_v = 0.0, 0.0
+        for t in reversed(idx):
+            delta = float(r[i, t]) + gamma * next_v - float(v[i, t])
+            running = delta + gamma * lam * running
+            next_v = float(v[i, t])
+            adv[i, t] = running
+    return _verl_whiten(adv, mask)
+
+
+def test_whiten_advantages_for_gae_matches_verl():
+    torch.manual_seed(3)
+    r, mask = _outcome_batch()
+    v = torch.rand(6, 8)
+    kw = _rl("rl.advantage=gae", "rl.whiten_advantages=true", "rl.gamma=0.9", "rl.lam=0.8")
+    adv, ret = compute_advantages("gae", r, mask, GROUPS, values=v, **kw)
+    on = mask > 0
+    assert torch.allclose(adv[on], _verl_gae_whitened(r, v, mask, 0.9, 0.8)[on], atol=1e-5)
+    plain, plain_ret = compute_advantages("gae", r, mask, GROUPS, values=v, **_rl("rl.gamma=0.9", "rl.lam=0.8"))
+    assert torch.equal(ret, plain_ret)  # value targets are never whitened
+    assert not torch.allclose(plain[on], adv[on])  # our default leaves them in reward units
+    turn, _ = compute_advantages("gae_turn", r, mask, GROUPS, values=v, turn_ids=TURNS.expand(6, 8), **kw)
+    assert abs(float(turn[on].mean())) < 1e-5 and abs(float(turn[on].std()) - 1) < 1e-4
+
+
+def _verl_seq_mean(x, mask, mode):
+    """verl's agg_loss seq-mean modes: the mean over rows with a policy token."""
+    total, rows = 0.0, 0
+    for i in range(x.shape[0]):
+        n = float(mask[i].sum())
+        if n == 0:
+            continue
+        s = float((x[i] * mask[i]).sum())
+        total, rows = total + (s / n if mode == "seq-mean-token-mean" else s), rows + 1
+    return total / rows
+
+
+@pytest.mark.parametrize("mode", ["seq-mean-token-mean", "seq-mean-token-sum"])
+def test_aggregation_rows_non_empty_matches_verl(mode):
+    torch.manual_seed(4)
+    x = torch.randn(5, 6)
+    mask = (torch.rand(5, 6) > 0.4).float()
+    mask[1] = 0  # a row with no policy token
+    mask[3] = 0
+    cfg = recipe_from_dict({}, [f"rl.aggregation={mode}", "rl.aggregation_rows=non_empty"]).rl
+    assert float(aggregate(x, mask, mode, rows=cfg.aggregation_rows)) == pytest.approx(_verl_seq_mean(x, mask, mode))
+    # ours divides by every row
+    assert float(aggregate(x, mask, mode)) == pytest.approx(_verl_seq_mean(x, mask, mode) * 3 / 5)
+    # micro-batches with the mini-batch's row count add up to the whole
+    from questline.algos import row_count
+    n = row_count(mask, "non_empty")
+    parts = aggregate(x[:2], mask[:2], mode, n) + aggregate(x[2:], mask[2:], mode, n)
+    assert torch.allclose(parts, aggregate(x, mask, mode, rows="non_empty"))
+    with pytest.raises(ValueError, match="all, non_empty"):
+        row_count(mask, "some")
+
+
+def test_default_dual_clip_matches_verl_clip_ratio_c():
+    # ratios 5, 2.5, 0.5, 5 against advantages -1, -1, 1, 1
+    old = torch.zeros(1, 4)
+    logp = torch.log(torch.tensor([[5.0, 2.5, 0.5, 5.0]]))
+    adv = torch.tensor([[-1.0, -1.0, 1.0, 1.0]])
+    cfg = RLConfig()
+    loss, _ = LOSSES["ppo_clip"](logp, old, adv, torch.ones(1, 4), **loss_kwargs(cfg))
+    expected = []
+    for ratio, a in zip([5.0, 2.5, 0.5, 5.0], [-1.0, -1.0, 1.0, 1.0]):
+        clipped = max(-a * ratio, -a * min(max(ratio, 1 - cfg.clip_low), 1 + cfg.clip_high))
+        expected.append(min(clipped, -a * 3.0) if a < 0 else clipped)  # verl: clip_ratio_c = 3
+    assert torch.allclose(loss, torch.tensor([expected]), atol=1e-6)
+    assert recipe_from_dict({}, ["rl.dual_clip=null"]).rl.dual_clip is None  # plain PPO stays one option away
+
+
+def test_readme_algorithms_table_names_real_recipe_options():
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Algorithms", 1)[1].split("\n## ", 1)[0]
+    table = section.split("verl", 1)[1]
+    named = set(re.findall(r"`rl\.([a-z_]+)", table))
+    assert {"singleton_advantage", "grpo_eps", "whiten_advantages", "aggregation_rows", "dual_clip"} <= named
+    assert named <= set(RLConfig.model_fields)
+
+
+def test_aggregation_rows_reaches_the_rl_update(toy_model, toy_tokenizer):
+    import copy
+
+    from questline.agent import ChatTokens
+    from questline.core import Batch
+    from questline.envs import generate_tasks
+    from questline.rollout import RolloutConfig, rollout
+    from questline.train.common import make_optimizer
+    from questline.train.rl import rl_update
+
+    demos = rollout(None, ChatTokens(toy_tokenizer), generate_tasks("toy/maze", 3, "easy", seed=11),
+                    RolloutConfig(max_turns=20), policy="oracle")
+    for d in demos:
+        d.group = 0
+
+    def loss(rows: str) -> float:
+        rewards = [[0.0] * len(d.ids) for d in demos]
+        rewards[0][demos[0].turns[-1].end - 1] = 1.0
+        batch = Batch.from_trajectories(demos, toy_tokenizer.pad_token_id, rewards)
+        batch.loss_mask[2] = 0  # a row with no policy token
+        cfg = recipe_from_dict({}, ["rl.aggregation=seq-mean-token-sum", f"rl.aggregation_rows={rows}",
+                                    "rl.minibatch_size=3", "rl.micro_batch_size=2"]).rl
+        model = copy.deepcopy(toy_model)
+        opt = make_optimizer(model, cfg.lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+        return rl_update(model, None, opt, sched, batch, cfg, temperature=1.0, use_autocast=False)["loss"]
+
+    every_row = loss("all")
+    assert every_row != 0
+    assert loss("non_empty") == pytest.approx(every_row * 3 / 2, rel=1e-5)

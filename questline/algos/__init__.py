@@ -4,6 +4,7 @@ from questline.algos.losses import (
            aggregate,
            kl_penalty,
            masked_mean,
+           row_count,
            truncated_importance_weights,
            value_loss,
 )
@@ -11,4 +12,4 @@ from questline.algos.losses import (
 CRITIC_ESTIMATORS = ("gae", "gae_turn")  # estimators that need a learned value model
 
 __all__ = ["ADVANTAGES", "CRITIC_ESTIMATORS", "LOSSES", "aggregate", "compute_advantages", "episode_advantages", "kl_penalty",
-           "masked_mean", "truncated_importance_weights", "value_loss"]
+           "masked_mean", "row_count", "truncated_importance_weights", "value_loss"]

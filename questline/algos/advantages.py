@@ -17,6 +17,15 @@ tokens as if the observations between turns were not there (equal to plain GAE o
 the sequence with environment tokens removed), so a reward at the end reaches
 every earlier turn. (verl's REINFORCE++ instead resets its running return at
 every masked token; in multi-turn episodes that gives earlier turns return 0.)
+
+Conventions where verl differs (README "Algorithms" has the table), each a recipe
+option passed here as a hyper-parameter:
+  singleton="zero"   a one-member group has no baseline and gets advantage 0 (grpo,
+                     dr_grpo, rloo, reinforce_pp before whitening, gigpo's episode
+                     term); "raw" is verl's: baseline 0 (and std 1), the raw score.
+  eps=1e-6           GRPO's (std + eps) (rl.grpo_eps).
+  whiten=False       gae / gae_turn advantages are not whitened; True is verl's
+                     masked whitening over the batch's policy tokens.
 """
 
 from __future__ import annotations
@@ -108,19 +117,39 @@ def group_stats(x: torch.Tensor, group_ids: torch.Tensor) -> tuple[torch.Tensor,
     return mean[inv], std[inv], count[inv]
 
 
+SINGLETON = ("zero", "raw")
+
+
+def singleton_kept(count: torch.Tensor, singleton: str = "zero") -> torch.Tensor:
+    """[B] bool: which samples keep their advantage given their group sizes `count`.
+    "zero": a one-member group has no baseline, so it carries no signal (advantage 0);
+    "raw": verl's convention, every sample is kept (its baseline is 0)."""
+    if singleton not in SINGLETON:
+        raise ValueError(f"singleton must be one of {', '.join(SINGLETON)}, got '{singleton}'")
+    return (count > 1) | (singleton == "raw")
+
+
+def group_baseline(scores: torch.Tensor, group_ids: torch.Tensor, singleton: str = "zero"):
+    """Per-sample (group mean, group std, kept) for group baselines; with
+    singleton="raw" a one-member group has mean 0 and std 1 (verl's GRPO)."""
+    mean, std, count = group_stats(scores, group_ids)
+    alone = count < 2
+    return mean.masked_fill(alone, 0.0), std.masked_fill(alone, 1.0), singleton_kept(count, singleton)
+
+
 def group_normalise(scores: torch.Tensor, group_ids: torch.Tensor, *, norm_std: bool = True,
-                    eps: float = 1e-6) -> torch.Tensor:
+                    eps: float = 1e-6, singleton: str = "zero") -> torch.Tensor:
     """score - group mean, divided by (group std + eps) when norm_std.
 
-    A group with one member gets advantage 0: it has no baseline, so it carries no
-    signal. (verl returns the raw score there; we deliberately do not, see README.)
-    A group whose scores are all equal gets 0 too.
+    A group with one member gets advantage 0 (singleton="zero"): it has no baseline,
+    so it carries no signal; singleton="raw" gives it its raw score / (1 + eps), as
+    verl does. A group whose scores are all equal gets 0.
     """
-    mean, std, count = group_stats(scores, group_ids)
+    mean, std, kept = group_baseline(scores, group_ids, singleton)
     adv = scores - mean
     if norm_std:
         adv = adv / (std + eps)
-    return torch.where(count > 1, adv, torch.zeros_like(adv))
+    return torch.where(kept, adv, torch.zeros_like(adv))
 
 
 def _episode_return(returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -152,72 +181,85 @@ def _token_returns(token_rewards, mask, returns: str, gamma: float):
 
 @register("grpo")
 def grpo(token_rewards, mask, group_ids, *, returns: str = "episode", gamma: float = 1.0,
-         norm_std: bool = True, eps: float = 1e-6, **_):
+         norm_std: bool = True, eps: float = 1e-6, singleton: str = "zero", **_):
     """Group-relative: return minus the group mean of the episode returns, divided by
-    their group std (skipped where that std is 0: with episode returns such a group
-    is flat and gets 0). One-member groups get 0: no baseline, no signal."""
+    their (group std + eps) (skipped where that std is 0: with episode returns such a
+    group is flat and gets 0). One-member groups get 0, or with singleton="raw" their
+    raw return / (1 + eps) as in verl."""
     per_token, episode = _token_returns(token_rewards, mask, returns, gamma)
-    mean, std, count = group_stats(episode, group_ids)
+    mean, std, kept = group_baseline(episode, group_ids, singleton)
     adv = per_token - mean[:, None]
     if norm_std:
         adv = adv / torch.where(std > 0, std + eps, torch.ones_like(std))[:, None]
-    adv = torch.where(count[:, None] > 1, adv, torch.zeros_like(adv)) * mask
+    adv = torch.where(kept[:, None], adv, torch.zeros_like(adv)) * mask
     return adv, per_token
 
 
 @register("dr_grpo")
-def dr_grpo(token_rewards, mask, group_ids, *, returns: str = "episode", gamma: float = 1.0, **_):
+def dr_grpo(token_rewards, mask, group_ids, *, returns: str = "episode", gamma: float = 1.0,
+            singleton: str = "zero", **_):
     """Dr. GRPO: GRPO without the std division (pair with seq-mean-token-sum)."""
-    return grpo(token_rewards, mask, group_ids, returns=returns, gamma=gamma, norm_std=False)
+    return grpo(token_rewards, mask, group_ids, returns=returns, gamma=gamma, norm_std=False, singleton=singleton)
 
 
 @register("rloo")
-def rloo(token_rewards, mask, group_ids, *, returns: str = "episode", gamma: float = 1.0, **_):
+def rloo(token_rewards, mask, group_ids, *, returns: str = "episode", gamma: float = 1.0,
+         singleton: str = "zero", **_):
     """REINFORCE leave-one-out: baseline = mean episode return of the *other* samples
-    of the group, i.e. A = G_i - (sum_group - G_i) / (n - 1)."""
+    of the group, i.e. A = G_i - (sum_group - G_i) / (n - 1). One-member groups get
+    0, or with singleton="raw" their raw return (verl's loop version)."""
     per_token, episode = _token_returns(token_rewards, mask, returns, gamma)
     mean, _, count = group_stats(episode, group_ids)
-    baseline = (mean * count - episode) / (count - 1).clamp(min=1)
-    adv = torch.where(count[:, None] > 1, per_token - baseline[:, None], torch.zeros_like(per_token)) * mask
+    baseline = torch.where(count > 1, (mean * count - episode) / (count - 1).clamp(min=1), 0.0)
+    kept = singleton_kept(count, singleton)
+    adv = torch.where(kept[:, None], per_token - baseline[:, None], torch.zeros_like(per_token)) * mask
     return adv, per_token
 
 
 @register("reinforce_pp")
-def reinforce_pp(token_rewards, mask, group_ids, *, gamma: float = 1.0, baseline: bool = True, **_):
+def reinforce_pp(token_rewards, mask, group_ids, *, gamma: float = 1.0, baseline: bool = True,
+                 singleton: str = "zero", **_):
     """REINFORCE++: discounted returns-to-go, optionally minus the group mean episode
-    return (REINFORCE++-baseline), whitened over all policy tokens of the batch."""
+    return (REINFORCE++-baseline), whitened over all policy tokens of the batch. With
+    the baseline, a one-member group is 0 before whitening, or with singleton="raw"
+    keeps its raw return (verl: baseline 0)."""
     rtg = returns_to_go(token_rewards, mask, gamma)
     adv = rtg
     if baseline:
-        mean, _, _ = group_stats(_episode_return(rtg, mask), group_ids)
-        adv = rtg - mean[:, None]
+        mean, _, kept = group_baseline(_episode_return(rtg, mask), group_ids, singleton)
+        adv = torch.where(kept[:, None], rtg - mean[:, None], torch.zeros_like(rtg))
     return masked_whiten(adv, mask), rtg
 
 
 @register("gae")
-def gae_token(token_rewards, mask, group_ids, *, values=None, gamma: float = 1.0, lam: float = 1.0, **_):
-    """PPO's estimator with a learned critic, per policy token."""
+def gae_token(token_rewards, mask, group_ids, *, values=None, gamma: float = 1.0, lam: float = 1.0,
+              whiten: bool = False, **_):
+    """PPO's estimator with a learned critic, per policy token. whiten=True whitens
+    the advantages over the batch's policy tokens (verl); returns are left as they are."""
     if values is None:
         raise ValueError("advantage 'gae' needs critic values (set rl.critic)")
-    return gae(token_rewards, values, mask, gamma, lam)
+    adv, ret = gae(token_rewards, values, mask, gamma, lam)
+    return (masked_whiten(adv, mask) if whiten else adv), ret
 
 
 @register("gae_turn")
 def gae_turn(token_rewards, mask, group_ids, *, values=None, turn_ids=None, gamma: float = 1.0,
-             lam: float = 1.0, **_):
+             lam: float = 1.0, whiten: bool = False, **_):
     """GAE over turns: one value per turn (the critic's value at the turn's first
     policy token, i.e. of the state the action was chosen in), the turn's summed
-    reward, and the turn's advantage broadcast over its tokens."""
+    reward, and the turn's advantage broadcast over its tokens (whitened over
+    policy tokens with whiten=True)."""
     if values is None or turn_ids is None:
         raise ValueError("advantage 'gae_turn' needs critic values and turn ids")
     turn_mask, turn_rew, turn_val = _per_turn(token_rewards, values, mask, turn_ids)
     adv_t, ret_t = gae(turn_rew, turn_val, turn_mask, gamma, lam)
-    return _broadcast(adv_t, turn_ids, mask), _broadcast(ret_t, turn_ids, mask)
+    adv = _broadcast(adv_t, turn_ids, mask)
+    return (masked_whiten(adv, mask) if whiten else adv), _broadcast(ret_t, turn_ids, mask)
 
 
 @register("gigpo")
 def gigpo(token_rewards, mask, group_ids, *, step_keys=None, turn_ids=None, step_gamma: float = 0.95,
-          step_weight: float = 1.0, norm_std: bool = True, eps: float = 1e-6, **_):
+          step_weight: float = 1.0, norm_std: bool = True, eps: float = 1e-6, singleton: str = "zero", **_):
     """GiGPO (Feng et al. 2025): the episode-level GRPO advantage plus a step-level
     advantage. Steps taken in the same environment state (same key) across a group's
     episodes form an anchor group; a step's score is its discounted return (gamma per
@@ -225,7 +267,7 @@ def gigpo(token_rewards, mask, group_ids, *, step_keys=None, turn_ids=None, step
     if step_keys is None or turn_ids is None:
         raise ValueError("advantage 'gigpo' needs step keys and turn ids (envs put 'state_key' in info)")
     episode = group_normalise(_episode_return(returns_to_go(token_rewards, mask, 1.0), mask), group_ids,
-                              norm_std=norm_std, eps=eps)
+                              norm_std=norm_std, eps=eps, singleton=singleton)
     turn_mask, turn_rew, _ = _per_turn(token_rewards, torch.zeros_like(token_rewards), mask, turn_ids)
     turn_ret = returns_to_go(turn_rew, turn_mask, step_gamma)
     keys = _per_turn_keys(step_keys, turn_ids, turn_mask)

@@ -4,6 +4,13 @@
 
 `aggregate` reduces per-token losses to a scalar. Hyper-parameters come from the
 recipe (clip_low, clip_high, dual_clip, ...); a loss ignores the ones it does not use.
+
+Conventions where verl differs (README "Algorithms" has the table):
+  rows="all"     seq-mean-* modes divide by every row, so each sequence weighs 1/B
+                 whatever the others hold (rl.aggregation_rows); "non_empty" is the
+                 default of verl's agg_loss: rows with no policy token are not counted.
+  dual_clip      off in the pure function; the recipe's rl.dual_clip defaults to 3,
+                 verl's clip_ratio_c.
 """
 
 from __future__ import annotations
@@ -20,21 +27,35 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
+AGGREGATION_ROWS = ("all", "non_empty")
+
+
+def row_count(mask: torch.Tensor, rows: str = "all") -> int:
+    """The seq-mean divisor: every row ("all"), or only rows with a policy token
+    ("non_empty", verl's agg_loss default)."""
+    if rows not in AGGREGATION_ROWS:
+        raise ValueError(f"rows must be one of {', '.join(AGGREGATION_ROWS)}, got '{rows}'")
+    return int((mask.sum(-1) > 0).sum()) if rows == "non_empty" else mask.shape[0]
+
+
 def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean",
-              normaliser: float | None = None) -> torch.Tensor:
-    """token-mean: sum over all policy tokens / their count (pass `normaliser`, the
-    count over the whole mini-batch, when gradients are accumulated over micro-batches).
-    seq-mean-token-mean: mean over sequences of each sequence's token mean.
-    seq-mean-token-sum: mean over sequences of each sequence's token sum (Dr. GRPO
-    uses this with a constant normaliser)."""
+              normaliser: float | None = None, rows: str = "all") -> torch.Tensor:
+    """token-mean: sum over all policy tokens / their count.
+    seq-mean-token-mean: sum over sequences of each sequence's token mean / row count.
+    seq-mean-token-sum: sum over sequences of each sequence's token sum / row count
+    (Dr. GRPO uses this with a constant normaliser).
+    The row count is `row_count(mask, rows)`. Pass `normaliser` (the token or row
+    count of the whole mini-batch) when gradients are accumulated over micro-batches."""
     if mode == "token-mean":
         return (per_token * mask).sum() / (normaliser or mask.sum().clamp(min=1))
     if mode == "seq-mean-token-mean":
-        return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()
-    if mode == "seq-mean-token-sum":
-        return (per_token * mask).sum(-1).mean()
-    raise ValueError(f"unknown aggregation '{mode}' (allowed: token-mean, seq-mean-token-mean, "
-                     "seq-mean-token-sum)")
+        seq = (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    elif mode == "seq-mean-token-sum":
+        seq = (per_token * mask).sum(-1)
+    else:
+        raise ValueError(f"unknown aggregation '{mode}' (allowed: token-mean, seq-mean-token-mean, "
+                         "seq-mean-token-sum)")
+    return seq.sum() / (normaliser or max(row_count(mask, rows), 1))
 
 
 def _clip_stats(ratio, clipped_mask, logprobs, old_logprobs, mask) -> dict[str, float]:

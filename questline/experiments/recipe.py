@@ -75,11 +75,15 @@ class RLConfig(_Strict):
     reward: str = "sparse"  # any name in questline.rewards.REWARDS
     reward_args: dict[str, Any] = Field(default_factory=dict)  # keyword arguments of the scheme
     aggregation: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "token-mean"
+    aggregation_rows: Literal["all", "non_empty"] = "all"  # seq-mean divisor; non_empty: verl's agg_loss
     # estimator hyper-parameters (each estimator takes the ones it uses)
     returns: Literal["episode", "to_go"] = "episode"  # Monte-Carlo estimators: outcome or return-to-go
     gamma: float = Field(1.0, ge=0, le=1)
     lam: float = Field(1.0, ge=0, le=1)  # GAE lambda
     norm_std: bool = True  # grpo / gigpo: divide by the group std
+    grpo_eps: float = Field(1e-6, ge=0)  # grpo / gigpo: (score - mean) / (std + grpo_eps)
+    singleton_advantage: Literal["zero", "raw"] = "zero"  # one-member groups; raw: verl's raw score
+    whiten_advantages: bool = False  # gae / gae_turn: whiten over the batch's policy tokens (verl)
     step_gamma: float = Field(0.95, ge=0, le=1)  # gigpo step-level discount (per turn)
     step_weight: float = Field(1.0, ge=0)  # gigpo: A = A_episode + step_weight * A_step
     baseline: bool = True  # reinforce_pp: subtract the group mean return before whitening
@@ -96,7 +100,7 @@ class RLConfig(_Strict):
     micro_batch_size: int = Field(32, gt=0)
     clip_low: float = Field(0.2, ge=0)
     clip_high: float = Field(0.28, ge=0)  # > clip_low: DAPO's clip-higher
-    dual_clip: float | None = Field(None, gt=1)
+    dual_clip: float | None = Field(3.0, gt=1)  # bound -c*A on negative-advantage tokens (verl's 3); null: off
     kl_coef: float = Field(0.0, ge=0)
     kl_kind: Literal["k1", "k2", "k3"] = "k3"
     kl_in: Literal["loss", "reward"] = "loss"  # KL as a loss term, or subtracted from token rewards

@@ -24,6 +24,7 @@ from questline.algos import (
     episode_advantages,
     kl_penalty,
     masked_mean,
+    row_count,
     truncated_importance_weights,
     value_loss,
 )
@@ -113,7 +114,8 @@ def batch_values(critic, batch: Batch, micro: int, use_autocast: bool) -> torch.
 def estimator_kwargs(cfg) -> dict:
     """The recipe's hyper-parameters for the advantage estimators."""
     return {"gamma": cfg.gamma, "lam": cfg.lam, "returns": cfg.returns, "norm_std": cfg.norm_std,
-            "step_gamma": cfg.step_gamma, "step_weight": cfg.step_weight, "baseline": cfg.baseline}
+            "step_gamma": cfg.step_gamma, "step_weight": cfg.step_weight, "baseline": cfg.baseline,
+            "eps": cfg.grpo_eps, "singleton": cfg.singleton_advantage, "whiten": cfg.whiten_advantages}
 
 
 def loss_kwargs(cfg) -> dict:
@@ -162,6 +164,7 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
         for m0 in range(0, len(batch), cfg.minibatch_size):
             mb = batch.select(range(m0, min(m0 + cfg.minibatch_size, len(batch))))
             n_tokens = float(mb.loss_mask.sum().clamp(min=1))
+            n_rows = max(row_count(mb.loss_mask, cfg.aggregation_rows), 1)  # seq-mean divisor
             for s in range(0, len(mb), micro):
                 part = mb.select(range(s, min(s + micro, len(mb))))
                 t = int(part.attention_mask.sum(1).max())
@@ -169,9 +172,9 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
                 st: dict[str, float] = {}
                 if train_policy:
                     st.update(_policy_backward(model, part, t, mask, cfg, on_policy, temperature,
-                                               use_autocast, n_tokens, len(mb)))
+                                               use_autocast, n_tokens, n_rows))
                 if critic is not None:
-                    st.update(_critic_backward(critic, part, t, mask, cfg, use_autocast, n_tokens, len(mb)))
+                    st.update(_critic_backward(critic, part, t, mask, cfg, use_autocast, n_tokens, n_rows))
                 for k, v in st.items():
                     stats.setdefault(k, []).append(v)
             if train_policy:
@@ -195,14 +198,14 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
     return out
 
 
-def _scale(loss_per_token, mask, cfg, n_tokens, n_mb, n_part):
-    if cfg.aggregation == "token-mean":
-        return aggregate(loss_per_token, mask, "token-mean", normaliser=n_tokens)
-    return aggregate(loss_per_token, mask, cfg.aggregation) * n_part / n_mb
+def _scale(loss_per_token, mask, cfg, n_tokens, n_rows):
+    """The micro-batch's share of the mini-batch's aggregated loss."""
+    return aggregate(loss_per_token, mask, cfg.aggregation,
+                     normaliser=n_tokens if cfg.aggregation == "token-mean" else n_rows)
 
 
 def _policy_backward(model, part: Batch, t, mask, cfg, on_policy, temperature, use_autocast,
-                     n_tokens, n_mb) -> dict[str, float]:
+                     n_tokens, n_rows) -> dict[str, float]:
     logp, ent = sequence_logprobs(model, part.input_ids[:, :t], part.attention_mask[:, :t],
                                   temperature=temperature, use_autocast=use_autocast, with_entropy=True,
                                   token_mask=mask)
@@ -219,18 +222,18 @@ def _policy_backward(model, part: Batch, t, mask, cfg, on_policy, temperature, u
         st["kl"] = masked_mean(kl.detach(), mask).item()
     if cfg.entropy_coef > 0:
         per_tok = per_tok - cfg.entropy_coef * ent
-    loss = _scale(per_tok, mask, cfg, n_tokens, n_mb, len(part))
+    loss = _scale(per_tok, mask, cfg, n_tokens, n_rows)
     loss.backward()
     st["loss"] = loss.item()
     st["entropy"] = masked_mean(ent.detach(), mask).item()
     return st
 
 
-def _critic_backward(critic, part: Batch, t, mask, cfg, use_autocast, n_tokens, n_mb) -> dict[str, float]:
+def _critic_backward(critic, part: Batch, t, mask, cfg, use_autocast, n_tokens, n_rows) -> dict[str, float]:
     from questline.models.critic import token_values
     values = token_values(critic, part.input_ids[:, :t], part.attention_mask[:, :t], use_autocast=use_autocast)
     per_tok, st = value_loss(values, part.values[:, :t], part.returns[:, :t], mask, cfg.critic.value_clip)
-    loss = _scale(per_tok, mask, cfg, n_tokens, n_mb, len(part))
+    loss = _scale(per_tok, mask, cfg, n_tokens, n_rows)
     loss.backward()
     st["value_loss"] = loss.item()
     return st
