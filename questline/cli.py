@@ -6,19 +6,35 @@ import argparse
 import sys
 from pathlib import Path
 
-from questline.core import ConfigError
+RECIPES = Path(__file__).resolve().parent / "recipes"  # shipped in the package (recipes/ links here)
+RESUMABLE = ("quickstart", "train", "sft", "sweep")  # commands whose runs pick up where they stopped
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+def _shipped(name: str, folder: Path) -> Path | None:
+    """A shipped file by name in `folder`: 'toy/maze', 'toy/maze.yaml' or 'recipes/toy/maze.yaml'
+    (the checkout's path, so README commands work from anywhere once installed)."""
+    path = Path(name)
+    rel = Path(*path.parts[1:]) if path.parts[:1] == ("recipes",) and len(path.parts) > 1 else path
+    for candidate in (folder / rel, folder / f"{rel}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
-def _recipe(path: str, overrides: list[str]):
+def recipe_path(name: str) -> Path:
+    """A recipe file by path, or by name among the shipped recipes ('quickstart', 'toy/maze')."""
+    path = Path(name)
+    return path if path.exists() else _shipped(name, RECIPES) or path
+
+
+def _recipe(name: str, overrides: list[str]):
+    from questline.core import ConfigError
     from questline.experiments.recipe import load_recipe
-    p = Path(path)
-    if not p.exists() and (RECIPES / path).exists():
-        p = RECIPES / path
-    elif not p.exists() and (RECIPES / f"{path}.yaml").exists():
-        p = RECIPES / f"{path}.yaml"
-    return load_recipe(p, overrides)
+    path = recipe_path(name)
+    if not path.exists():
+        raise ConfigError(f"recipe file not found: {name} (give a path, or a shipped recipe's name "
+                          f"such as quickstart or toy/maze; they are in {RECIPES})")
+    return load_recipe(path, overrides)
 
 
 def cmd_quickstart(args) -> None:
@@ -45,11 +61,22 @@ def _engine(policy: str, recipe):
     return HFEngine(model.eval(), pad, autocast=recipe.model.autocast), tok
 
 
-def _read_plan(path: str) -> str:
+def _read_text_file(flag: str, path: str) -> str:
+    from questline.core import ConfigError
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"--plan: file not found: {path}")
-    plan = p.read_text().strip()
+        raise ConfigError(f"{flag}: file not found: {path}")
+    if not p.is_file():
+        raise ConfigError(f"{flag}: {path} is a directory; give a file")
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{flag}: {path} is not UTF-8 text (invalid byte at offset {e.start})") from None
+
+
+def _read_plan(path: str) -> str:
+    from questline.core import ConfigError
+    plan = _read_text_file("--plan", path).strip()
     if not plan:
         raise ConfigError(f"--plan: {path} is empty")
     return plan
@@ -59,6 +86,7 @@ def cmd_eval(args) -> None:
     from rich.console import Console
 
     from questline.agent import ChatTokens
+    from questline.core import ConfigError
     from questline.models import resolve_policy
     from questline.train.evaluate import evaluate
     from questline.train.pipeline import env_metrics_table, planning_summary, task_sets
@@ -104,13 +132,14 @@ def cmd_eval(args) -> None:
 
 def _read_against(path: str):
     """The EvalResult of an earlier evaluation's episodes (`eval --out`, or a run's eval_*.jsonl)."""
+    import json
+
+    from questline.core import ConfigError
     from questline.core.types import Trajectory
-    from questline.data.io import read_jsonl
     from questline.train.evaluate import summarise
-    if not Path(path).exists():
-        raise ConfigError(f"--against: file not found: {path}")
+    lines = _read_text_file("--against", path).splitlines()
     try:
-        trajs = [Trajectory.from_dict(d) for d in read_jsonl(path)]
+        trajs = [Trajectory.from_dict(json.loads(line)) for line in lines if line.strip()]
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"--against: {path} is not a file of evaluation episodes ({e})") from e
     if not trajs:
@@ -139,6 +168,9 @@ def cmd_gen_data(args) -> None:
     recipe = _recipe(args.recipe, overrides)
     train, _ = task_sets(recipe)
     _, tok = resolve_policy(args.tokenizer) if args.tokenizer else (None, None)
+    if args.n and args.n > len(train):
+        print(f"warning: --n {args.n} is more than the {len(train)} distinct training tasks "
+              f"(data.train_size); tasks repeat", file=sys.stderr)
     tasks = train.batch(0, args.n or len(train))
     if tok is None and recipe.planning is not None:  # chat text with synthetic plans
         from questline.agent.plan_synth import synthetic_episode
@@ -176,6 +208,7 @@ def cmd_gen_data(args) -> None:
 
 def cmd_play(args) -> None:
     from questline.agent import ChatTokens
+    from questline.core import ConfigError
     from questline.rollout.play import play_episode
     from questline.train.pipeline import task_sets
     from questline.train.rl import rollout_config
@@ -196,12 +229,9 @@ def cmd_play(args) -> None:
 
 
 def sweep_path(name: str) -> Path:
-    """A sweep file by path, or by name in recipes/sweeps/ ('algorithms')."""
+    """A sweep file by path, or by name among the shipped sweeps ('algorithms')."""
     path = Path(name)
-    for candidate in (RECIPES / "sweeps" / path.name, RECIPES / "sweeps" / f"{path.name}.yaml"):
-        if not path.exists() and candidate.exists():
-            return candidate
-    return path
+    return path if path.exists() else _shipped(name, RECIPES / "sweeps") or _shipped(name, RECIPES) or path
 
 
 def cmd_sweep(args) -> None:
@@ -209,16 +239,31 @@ def cmd_sweep(args) -> None:
     run_sweep(load_sweep(sweep_path(args.recipe), args.overrides), root=args.root)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="questline", description=__doc__)
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return n
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    from questline import __version__
+    p = argparse.ArgumentParser(prog="questline", description=__doc__,
+                                epilog="Dotted overrides (rl.lr=1e-5) may come before or after the flags.")
+    p.add_argument("--version", action="version", version=f"questline {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
+    subs = {}
 
     def add(name, fn, help_, recipe=True):
         sp = sub.add_parser(name, help=help_)
         if recipe:
-            sp.add_argument("recipe", help="recipe YAML (a path or a name in recipes/)")
-        sp.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.lr=1e-5")
+            sp.add_argument("recipe", help="recipe YAML (a path, or a shipped recipe's name: quickstart, toy/maze)")
+        sp.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.lr=1e-5 (before or after flags)")
         sp.set_defaults(fn=fn)
+        subs[name] = sp
         return sp
 
     add("quickstart", cmd_quickstart, "TravelPlanner-mini: untrained -> SFT -> RL, official metrics", recipe=False)
@@ -237,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                     "eval_*.jsonl): print the paired difference over the same tasks")
     gd = add("gen-data", cmd_gen_data, "write oracle trajectories to jsonl")
     gd.add_argument("--out", required=True)
-    gd.add_argument("--n", type=int, default=0, help="episodes (default: the whole train set)")
+    gd.add_argument("--n", type=_positive_int, default=None, help="episodes (default: the whole train set)")
     gd.add_argument("--tokenizer", default="", help="also write token ids with this policy's tokenizer")
     gd.add_argument("--planning", default="", choices=["", "dynamic", "always", "every_k", "never"],
                     help="insert synthetic plans (sets planning.strategy)")
@@ -246,12 +291,34 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--task", type=int, default=0, help="index of the held-out task")
     sw = add("sweep", cmd_sweep, "run a sweep file (variants x seeds) and write a report with plots")
     sw.add_argument("--root", default="runs", help="directory for the sweep's runs")
-    args = p.parse_args(argv)
+    return p, subs
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Like parse_args, but dotted overrides may also follow the flags
+    (`eval quickstart --agent oracle data.eval_size=30`)."""
+    p, subs = _parser()
+    args, extra = p.parse_known_args(argv)
+    flags = [a for a in extra if a.startswith("-")]
+    if flags:
+        subs[args.cmd].error(f"unrecognized arguments: {' '.join(flags)}")
+    args.overrides = list(args.overrides) + extra
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit 0; 2 on a bad recipe, flag or file (one line on stderr); 130 on Ctrl-C."""
+    args = parse_args(argv)
+    from questline.core import QuestlineError  # after parsing: --help and --version need no torch
     try:
         args.fn(args)
-    except ConfigError as e:
+    except QuestlineError as e:  # a bad recipe, flag, file or policy directory
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        again = "; rerun the same command to resume where it stopped" if args.cmd in RESUMABLE else ""
+        print(f"\ninterrupted{again}", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,12 +1,9 @@
-from pathlib import Path
 
 import pytest
 
-from questline.cli import main
+from questline.cli import RECIPES, main
 from questline.core import ConfigError
 from questline.experiments.recipe import load_recipe, recipe_from_dict
-
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 
 def test_shipped_recipes_validate():
@@ -59,12 +56,9 @@ def test_recipe_base_inheritance_merges_sections(tmp_path):
 
 
 def test_every_shipped_recipe_and_sweep_is_valid():
-    from pathlib import Path
-
     from questline.experiments.recipe import load_recipe
     from questline.experiments.sweep import load_sweep
-    root = Path(__file__).parent.parent / "recipes"
-    recipes = sorted(root.rglob("*.yaml"))
+    recipes = sorted(RECIPES.rglob("*.yaml"))
     assert len(recipes) >= 10
     for path in recipes:
         if path.parent.name == "sweeps":

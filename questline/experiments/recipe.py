@@ -5,6 +5,7 @@ one clear error naming the field and what is allowed."""
 from __future__ import annotations
 
 import difflib
+import inspect
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -212,6 +213,7 @@ class Recipe(_Strict):
         if self.env.name not in registered():
             raise ValueError(f"env.name: unknown environment '{self.env.name}' "
                              f"(allowed: {', '.join(registered())})")
+        _check_env_keywords(self.env.name, self.env.config)
         syntax = self.env.config.get("syntax")
         if syntax is not None and self.rollout.action_format != "raw" and syntax != self.rollout.action_format:
             raise ValueError(f"rollout.action_format: '{self.rollout.action_format}' does not match "
@@ -225,8 +227,23 @@ class Recipe(_Strict):
         return Path(self.run.dir.format(name=self.name))
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    cls: Any = Recipe
+def _check_env_keywords(name: str, cfg: dict) -> None:
+    """An env whose constructor names its keywords (the toy envs) takes no other
+    env.config key; envs taking **cfg check their config themselves."""
+    from questline.envs.base import env_class
+    try:
+        params = inspect.signature(env_class(name)).parameters
+    except ImportError:  # an optional env whose package is missing: reported when the env is used
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    bad = sorted(set(cfg) - set(params))
+    if bad:
+        raise ValueError(f"env.config: unknown key(s) {bad} for {name} (allowed: {', '.join(params) or 'none'})")
+
+
+def _model_at(loc: tuple, root: type[BaseModel]) -> type[BaseModel] | None:
+    cls: Any = root
     for part in loc:
         field = getattr(cls, "model_fields", {}).get(part)
         if field is None:
@@ -237,28 +254,38 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 
-def _explain(err: ValidationError) -> str:
-    lines = []
+def explain(err: ValidationError, root: type[BaseModel], what: str) -> str:
+    """Pydantic's errors as one line per field: the field, what is wrong, what is allowed.
+    A missing field that a misspelt one is taken for is not listed twice."""
+    lines, suggested = [], set()
     for e in err.errors():
         loc = tuple(str(p) for p in e["loc"])
-        name = ".".join(loc) or "recipe"
+        name = ".".join(loc) or what
         if e["type"] == "extra_forbidden":
-            parent = _model_at(loc[:-1])
+            parent = _model_at(loc[:-1], root)
             allowed = sorted(parent.model_fields) if parent else []
             close = difflib.get_close_matches(loc[-1], allowed, n=1)
+            suggested |= {loc[:-1] + (c,) for c in close}
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            lines.append(f"{name}: unknown field{hint}; allowed: {', '.join(allowed)}")
+            lines.append((loc, f"{name}: unknown field{hint}; allowed: {', '.join(allowed)}"))
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            lines.append(f"{name}: {msg}" if loc else msg)
-    return "invalid recipe:\n  " + "\n  ".join(lines)
+            lines.append((loc, f"{name}: {msg}" if loc else msg))
+    missing = {tuple(str(p) for p in e["loc"]) for e in err.errors() if e["type"] == "missing"}
+    lines = [text for loc, text in lines if not (loc in missing and loc in suggested)]
+    if len(lines) == 1:
+        return f"invalid {what}: {lines[0]}"
+    return f"invalid {what}:\n  " + "\n  ".join(lines)
 
 
 def apply_override(data: dict, dotted: str) -> None:
     if "=" not in dotted:
         raise ConfigError(f"override '{dotted}': expected key.path=value")
     key, raw = dotted.split("=", 1)
-    value = yaml.safe_load(raw) if raw else ""
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override '{dotted}': the value is not valid YAML ({_yaml_problem(e)})") from None
     node = data
     parts = key.strip().split(".")
     for p in parts[:-1]:
@@ -275,7 +302,7 @@ def recipe_from_dict(data: dict, overrides: list[str] = ()) -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_explain(e)) from None
+        raise ConfigError(explain(e, Recipe, "recipe")) from None
 
 
 def _merge(base: dict, top: dict) -> dict:
@@ -285,18 +312,49 @@ def _merge(base: dict, top: dict) -> dict:
     return out
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: what went wrong and where."""
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{getattr(e, 'problem', None) or e}{where}"
+
+
+def _kind(data: Any) -> str:
+    return "a list" if isinstance(data, list) else f"a single value ({str(data)[:40]!r})"
+
+
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """A YAML file holding a mapping (an empty file is {}); anything else is a ConfigError."""
+    if not path.exists():
+        raise ConfigError(f"{what} file not found: {path}")
+    if not path.is_file():
+        raise ConfigError(f"{what} {path}: is a directory, not a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{what} {path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path}: not valid YAML: {_yaml_problem(e)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path}: expected a mapping of fields ('key: value' lines), "
+                          f"got {_kind(data)}")
+    return data
+
+
 def read_recipe_yaml(path: str | Path, _seen: tuple = ()) -> dict:
     """A recipe file as a dict. `base: other.yaml` (relative to the file) inherits
     that recipe; the file's own sections are merged over it, key by key."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"recipe file not found: {path}")
     if path.resolve() in _seen:
         raise ConfigError(f"recipe {path}: 'base' chain loops back to itself")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_yaml_mapping(path, "recipe")
     base = data.pop("base", None)
     if base is None:
         return data
+    if not isinstance(base, str):
+        raise ConfigError(f"recipe {path}: 'base' must be a file name, got {base!r}")
     return _merge(read_recipe_yaml(path.parent / base, _seen + (path.resolve(),)), data)
 
 

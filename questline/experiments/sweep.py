@@ -28,13 +28,12 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field
 from rich.console import Console
 from rich.table import Table
 
 from questline.core import ConfigError
-from questline.experiments.recipe import _Strict, load_recipe
+from questline.experiments.recipe import _Strict, explain, load_recipe, read_yaml_mapping
 
 RL_TIME = ("rl.", "rollout.", "eval.", "run.")  # overrides that keep the SFT stage shareable
 
@@ -51,19 +50,20 @@ class Sweep(_Strict):
 def load_sweep(path: str | Path, extra: list[str] = ()) -> Sweep:
     from pydantic import ValidationError
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"sweep file not found: {path}")
     try:
-        sweep = Sweep.model_validate(yaml.safe_load(path.read_text()))
+        sweep = Sweep.model_validate(read_yaml_mapping(path, "sweep"))
     except ValidationError as e:
-        raise ConfigError(f"invalid sweep {path}: {e}") from None
+        raise ConfigError(explain(e, Sweep, f"sweep {path}")) from None
     sweep.overrides = list(sweep.overrides) + list(extra)
     base = Path(sweep.recipe)
     if not base.is_absolute() and not base.exists():
         base = path.parent / sweep.recipe
     sweep.recipe = str(base)
     for variant, ovs in sweep.variants.items():  # fail before any training on a bad variant
-        load_recipe(sweep.recipe, sweep.overrides + ovs + [f"name={sweep.name}-{variant}"])
+        try:
+            load_recipe(sweep.recipe, sweep.overrides + ovs + [f"name={sweep.name}-{variant}"])
+        except ConfigError as e:
+            raise ConfigError(f"sweep {path}, variant '{variant}': {e}") from None
     return sweep
 
 

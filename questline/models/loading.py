@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -40,14 +42,45 @@ def save_policy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path
     return path
 
 
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def check_policy_dir(path: Path) -> None:
+    """A ConfigError naming what a model directory lacks: a JSON config, weights, a tokenizer."""
+    where = f"policy {str(path)!r}"
+    if not path.is_dir():
+        raise ConfigError(f"{where} is not a directory")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where} has no config.json") from None
+    except ValueError as e:  # bad JSON or not UTF-8
+        raise ConfigError(f"{where}: config.json is not valid JSON ({e})") from None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise ConfigError(f"{where}: config.json has no 'model_type'")
+    for kind, names in (("weights", WEIGHT_FILES), ("tokenizer", TOKENIZER_FILES)):
+        if not any((path / n).is_file() for n in names):
+            raise ConfigError(f"{where} has no {kind} (one of {', '.join(names)})")
+
+
 def load_policy(
     path: str | Path, dtype: torch.dtype = torch.float32
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Any local HF causal LM directory -> (model in eval mode, tokenizer)."""
+    """Any local HF causal LM directory -> (model in eval mode, tokenizer).
+    A directory that is incomplete or corrupt (e.g. truncated weights) is a ConfigError."""
     offline()
     path = Path(path)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    check_policy_dir(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "mismatched_sizes" in why:
+            why = "config.json does not match the shapes of the saved weights"
+        raise ConfigError(f"policy {str(path)!r} could not be loaded (corrupt or incomplete?): {why}") from None
     return model.eval(), tokenizer
 
 
@@ -61,8 +94,6 @@ def resolve_policy(
         return load_policy(smollm2_path(), dtype=dtype)
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"policy: {str(path)!r} is a directory but has no config.json")
         return load_policy(path, dtype=dtype)
     raise ConfigError(
         f"policy: unknown model {spec!r}; expected {SMOLLM2!r} or a local HF model directory"

@@ -67,11 +67,11 @@ class Pipeline:
         self.recipe = recipe
         self.console = console or Console()
         self.run_dir = recipe.run_dir
+        self.train_set, self.heldout = task_sets(recipe)  # an env config error leaves no run directory
         self.run_dir.mkdir(parents=True, exist_ok=True)
         dump_recipe(recipe, self.run_dir / "recipe.yaml")
         self.results_path = self.run_dir / "results.json"
         self.results: dict = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
-        self.train_set, self.heldout = task_sets(recipe)
         self.model, self.tokenizer = initial_policy(recipe, self.train_set)
         self.chat = ChatTokens(self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.chat.eot_id
