@@ -218,6 +218,8 @@ def _convert(tool_name: str, p: Param, value: Any) -> Any:
     ok = isinstance(value, (str, int, float)) and not isinstance(value, bool)
     if ok and p.kind is int and isinstance(value, float):
         ok = value.is_integer()
+    if isinstance(value, str) and not is_text(value):
+        raise ToolError(f"Argument '{p.name}' of {tool_name} is not valid Unicode text (a lone surrogate).")
     try:
         if ok:
             return p.kind(value.strip() if isinstance(value, str) and p.kind is not str else value)
@@ -227,7 +229,18 @@ def _convert(tool_name: str, p: Param, value: Any) -> Any:
     raise ToolError(f"Argument '{p.name}' of {tool_name} must be {p.kind.__name__}, got {shown}.")
 
 
+def is_text(s: str) -> bool:
+    """Encodable as UTF-8 (JSON's \\ud800 escapes decode to lone surrogates that are not)."""
+    try:
+        s.encode()
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def _clip(text: str, limit: int = 80) -> str:
+    """`text` for an error message: cut to `limit` characters, lone surrogates escaped."""
+    text = text.encode("utf-8", "backslashreplace").decode()
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 

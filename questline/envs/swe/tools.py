@@ -31,6 +31,7 @@ from questline.envs.base import (
     Param,
     ToolError,
     bind_arguments,
+    is_text,
     parse_json_call,
     tagged,
     tool_params,
@@ -148,11 +149,7 @@ class Tools:
         self.sb, self.max_view_lines, self.max_hits = sb, max_view_lines, max_hits
 
     def _path(self, rel: str, must_exist: bool = True) -> Path:
-        rel = rel.strip().strip("'\"") or "."
-        if "\0" in rel:
-            raise ToolError("A path cannot contain NUL bytes.")
-        if len(rel) > MAX_PATH_CHARS or max(len(part.encode()) for part in rel.split("/")) > MAX_NAME_CHARS:
-            raise ToolError(f"The path '{rel[:80]}...' is too long.")
+        rel = check_path(rel.strip().strip("'\"") or ".")
         try:
             path = self.sb.resolve(rel, must_exist=False)
         except PathError:
@@ -251,6 +248,15 @@ class Tools:
                 raise
             raise ToolError(f"Cannot create '{path}': {e.strerror}.") from None
         return f"Created {self._rel(p)} ({content.count(chr(10))} lines)."
+
+
+def check_path(rel: str) -> str:
+    """`rel` if the file system can take it; ToolError (not an OSError later) otherwise."""
+    if "\0" in rel or not is_text(rel):
+        raise ToolError("A path cannot contain NUL bytes or invalid Unicode.")
+    if len(rel) > MAX_PATH_CHARS or max(len(part.encode()) for part in rel.split("/")) > MAX_NAME_CHARS:
+        raise ToolError(f"The path '{rel[:80]}...' is too long.")
+    return rel
 
 
 def selectors(tests: str) -> list[str]:
