@@ -10,7 +10,9 @@ An environment is a plain Python object:
 `env.oracle_action()` returns an expert's next action from the current state,
 so demonstrations come out of the same rollout code as the policy's episodes.
 A step whose action could not be parsed or executed sets `step.info["invalid_action"]`
-(RL can penalise it: `rl.invalid_penalty`); `step.info["state_key"]` identifies the
+(RL can penalise it: `rl.invalid_penalty`) and answers with an error observation: no
+action the agent writes makes `step` raise (the rollout counts an exception as the
+environment failing, and drops the episode); `step.info["state_key"]` identifies the
 state for GiGPO. At the end of an episode `step.info["metrics"]` holds at least `success` (0/1)
 and `score` (0..1). A failure of the environment itself (not the agent) sets
 `step.info["infra_error"]`.

@@ -7,8 +7,9 @@ Modes
                  information; the agent only writes the plan
 Syntaxes (set `rollout.action_format` to the same value)
   react          one action per turn, `Tool[a, b]`; the plan as `Planner[<plan>]`
-  json           `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`; the plan in
-                 `<answer><plan></answer>` (STAR's format)
+  json           `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, arguments
+                 matched by name (JSON_ARGS); the plan in `<answer><plan></answer>`
+                 (STAR's format)
 The plan is the official list of day records (JSON). Unlike the official
 two-stage agent, whose `Planner[query]` asks a second LLM to write the plan from
 the notebook, here the agent writes the plan itself: that is what RL trains.
