@@ -143,13 +143,13 @@ def parse_json_call(text: str) -> ToolCall:
     try:
         call = json.loads(body)
     except ValueError as e:  # JSONDecodeError, or a number too long to convert
-        raise ToolError(f"Invalid tool call JSON: {_clip(str(e))}. Use {JSON_CALL_FORMAT}.") from None
+        raise ToolError(f"Invalid tool call JSON: {clip(str(e))}. Use {JSON_CALL_FORMAT}.") from None
     if not isinstance(call, dict) or not isinstance(call.get("name"), str):
         raise ToolError(f"A tool call is a JSON object with a name: {JSON_CALL_FORMAT}.")
     args = call.get("arguments")
     args = {} if args is None else args
     if not isinstance(args, dict):
-        raise ToolError(f"The arguments of {_clip(call['name'])} must be a JSON object of name: value pairs, "
+        raise ToolError(f"The arguments of {clip(call['name'])} must be a JSON object of name: value pairs, "
                         f"not {type(args).__name__}.")
     return ToolCall(call["name"], args)
 
@@ -199,7 +199,7 @@ def bind_arguments(tool_name: str, params: tuple[Param, ...], given: tuple | dic
     names = [p.name for p in params]
     usage = usage or f"{tool_name}({', '.join(names)})"
     if isinstance(given, dict):
-        unknown = [_clip(str(k)) for k in given if k not in names]
+        unknown = [clip(str(k)) for k in given if k not in names]
         if unknown:
             raise ToolError(f"{tool_name} has no argument(s) {', '.join(unknown)}; it takes: {usage}.")
         values = {k: v for k, v in given.items() if v is not None}
@@ -227,7 +227,7 @@ def _convert(tool_name: str, p: Param, value: Any) -> Any:
             return p.kind(value.strip() if isinstance(value, str) and p.kind is not str else value)
     except (ValueError, OverflowError):
         pass
-    shown = f"'{_clip(value)}'" if isinstance(value, str) else _clip(json.dumps(value, default=repr))
+    shown = f"'{clip(value)}'" if isinstance(value, str) else clip(json.dumps(value, default=repr))
     raise ToolError(f"Argument '{p.name}' of {tool_name} must be {p.kind.__name__}, got {shown}.")
 
 
@@ -240,7 +240,7 @@ def is_text(s: str) -> bool:
         return False
 
 
-def _clip(text: str, limit: int = 80) -> str:
+def clip(text: str, limit: int = 80) -> str:
     """`text` for an error message: cut to `limit` characters, lone surrogates escaped."""
     text = text.encode("utf-8", "backslashreplace").decode()
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
@@ -271,7 +271,7 @@ def call_tool(env: object, text: str) -> tuple[bool, Any]:
             raise ToolError(f"Invalid action format. Use one of: {', '.join(f'{n}[...]' for n in tools)}.")
         fn = tools.get(call.name)
         if fn is None:
-            raise ToolError(f"Unknown tool '{_clip(call.name)}'. Available tools: {', '.join(tools)}.")
+            raise ToolError(f"Unknown tool '{clip(call.name)}'. Available tools: {', '.join(tools)}.")
         params = tool_params(fn)
         usage = f"{call.name}[{', '.join(p.name for p in params)}]"
         return True, fn(**bind_arguments(call.name, params, call.args, usage))

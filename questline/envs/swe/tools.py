@@ -31,6 +31,7 @@ from questline.envs.base import (
     Param,
     ToolError,
     bind_arguments,
+    clip,
     is_text,
     parse_json_call,
     tagged,
@@ -117,7 +118,7 @@ def _parse_json(text: str) -> Action:
                         "or submit with <answer>done</answer>.")
     call = parse_json_call(text)
     if call.name not in SIGNATURES:
-        raise ToolError(f"Unknown tool '{call.name[:80]}'. Tools: {', '.join(SIGNATURES)}.")
+        raise ToolError(f"Unknown tool '{clip(call.name)}'. Tools: {', '.join(SIGNATURES)}.")
     return Action(call.name, call.args)
 
 
@@ -255,7 +256,7 @@ def check_path(rel: str) -> str:
     if "\0" in rel or not is_text(rel):
         raise ToolError("A path cannot contain NUL bytes or invalid Unicode.")
     if len(rel) > MAX_PATH_CHARS or max(len(part.encode()) for part in rel.split("/")) > MAX_NAME_CHARS:
-        raise ToolError(f"The path '{rel[:80]}...' is too long.")
+        raise ToolError(f"The path '{clip(rel)}' is too long.")
     return rel
 
 
