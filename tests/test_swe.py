@@ -343,3 +343,42 @@ def test_swe_gym_style_instance_runs_end_to_end(tmp_path):
     bad.write_text(json.dumps({k: v for k, v in record.items() if k != "base_commit"}) + "\n")
     with pytest.raises(ConfigError, match="base_commit"):
         SweEnv.generate_tasks(1, "easy", 0, instances=str(bad))
+
+
+def _json_call(name: str, arguments=None) -> str:
+    return "<tool_call>" + json.dumps({"name": name, **({} if arguments is None else {"arguments": arguments})}) + \
+        "</tool_call>"
+
+
+_BLOCK = "\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE"
+MALFORMED = [  # (syntax, action ({file}: a source file, {dir}: its folder), what the error says)
+    ("react", "search[]", "missing argument(s) pattern"),
+    ("react", "view[]", "missing argument(s) path"),
+    ("react", "create[]\nsome text", "missing argument(s) path"),
+    ("react", "run_tests[\x00]", "NUL"),
+    ("react", "replace[{dir}]" + _BLOCK, "is a directory"),
+    ("react", "create[{file}/x.py]\nx", "Cannot create"),
+    ("react", "view[" + "a/" * 2000 + "]", "too long"),
+    ("react", "run_tests[" + "a" * 200_000 + "]", "at most"),
+    ("json", _json_call("replace"), "missing argument(s) path, old, new"),
+    ("json", _json_call("replace", {"path": "{file}"}), "missing argument(s) old, new"),
+    ("json", _json_call("view", {"file": "{file}"}), "no argument(s) file"),
+    ("json", _json_call("run_tests", {"tests": "\x00"}), "NUL"),
+    ("json", "<tool_call>" + "[" * 100_000 + "]" * 100_000 + "</tool_call>", "nested more than"),
+    ("json", _json_call("create", {"path": "\ud800", "content": ""}), "not valid Unicode"),
+    ("json", _json_call("view", {"path": "{file}", "start": [1]}), "'start' of view must be str"),
+]
+
+
+@pytest.mark.parametrize("syntax,action,expect", MALFORMED, ids=[f"{s}-{i}" for i, (s, *_) in enumerate(MALFORMED)])
+def test_malformed_calls_are_error_observations_not_exceptions(easy, syntax, action, expect):
+    """Each once raised out of step (TypeError, ValueError, RecursionError; an OSError
+    became an infra failure): the rollout dropped the episode instead of penalising it."""
+    f = easy["files"][0]
+    action = action.replace("{file}", f).replace("{dir}", f.split("/")[0])
+    env = SweEnv(syntax=syntax)
+    env.reset(_task(easy))
+    step = env.step(action)
+    assert step.info.get("invalid_action") and not step.info.get("infra_error") and not step.done
+    assert step.observation.startswith("Error: ") and expect in step.observation, step.observation
+    env.close()

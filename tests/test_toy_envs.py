@@ -2,6 +2,7 @@ import json
 import pickle
 import random
 import re
+import time
 
 import pytest
 
@@ -175,3 +176,40 @@ def test_shop_rules():
     assert re.fullmatch(r"What does one [a-z]+ cost in [a-z]+\?", env.reset(easy))
     medium = generate_tasks("toy/shop", 1, "medium", seed=9)[0]
     assert re.fullmatch(r"What do \d [a-z]+ cost in [a-z]+\?", env.reset(medium))
+
+
+def test_shop_json_calls_bind_arguments_by_name():
+    from questline.agent import parse_action
+    task = generate_tasks("toy/shop", 1, "hard", seed=9)[0]
+    env = ShopEnv(max_steps=50)
+    env.reset(task)
+    city, (item, _) = task.spec["city"], task.spec["order"][0]
+
+    def step(name, arguments, via_parser=True):
+        text = "<tool_call>" + json.dumps({"name": name, "arguments": arguments}) + "</tool_call>"
+        return env.step(parse_action("thinking...\n" + text, "json") if via_parser else text)
+
+    want = f"price of {item} in {city}: {task.spec['prices'][city][item]}"
+    assert step("price", {"city": city, "item": item}).observation == want  # by name, not by position
+    assert step("price", {"item": item, "city": city}, via_parser=False).observation == want
+    for arguments, expect in (({"item": item, "town": city}, "price has no argument(s) town"),
+                              ({"item": item}, "price is missing argument(s) city"),
+                              ({"item": item, "city": city, "qty": 2}, "price has no argument(s) qty"),
+                              ({"item": f"{item}, {city}"}, "price is missing argument(s) city")):
+        s = step("price", arguments)
+        assert s.info["invalid_action"] and s.observation.startswith(expect), (arguments, s.observation)
+        env.step("add[1, 1]")  # break the invalid streak
+    s = step("mul", {"a": "3, 4", "b": 2})  # a value is one argument, commas and all
+    assert s.info["invalid_action"] and s.observation == "Argument 'a' of mul must be int, got '3, 4'."
+    assert step("mul", {"b": "2", "a": 7}).observation == "14"
+    s = step("mul", [3, 4])
+    assert s.info["invalid_action"] and s.observation.startswith("The arguments of mul must be a JSON object")
+
+
+def test_a_flood_of_unclosed_tool_call_tags_is_answered_quickly():
+    from questline.agent import parse_action
+    env = ShopEnv()
+    env.reset(generate_tasks("toy/shop", 1, "easy", seed=9)[0])
+    started = time.perf_counter()
+    step = env.step(parse_action("<tool_call>" * 10_000, "json"))  # a lazy regex took ~12 s here
+    assert step.info["invalid_action"] and time.perf_counter() - started < 2.0

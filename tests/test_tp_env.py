@@ -327,3 +327,30 @@ def test_pipeline_trains_on_travelplanner_with_faults_and_records_them(tmp_path)
     faulted = [turn for d in demos for turn in d["turns"] if turn["info"].get("fault")]
     assert faulted and all(d["metrics"]["faults"] == sum(1 for t in d["turns"] if t["info"].get("fault"))
                            for d in demos)
+
+
+def test_json_arguments_are_matched_by_name_never_by_position(world_dir):
+    env = make("travelplanner", world=world_dir, syntax="json")
+    env.reset(task())
+
+    def step(arguments, name="FlightSearch"):
+        return env.step(parse_action(f"<tool_call>{json.dumps({'name': name, 'arguments': arguments})}</tool_call>",
+                                     "json"))
+
+    # keys in another order than the signature: still Denver -> Austin (F0000001), not the reverse flight
+    s = step({"date": "2022-03-01", "destination_city": "Austin", "departure_city": "Denver"})
+    assert "F0000001" in s.observation and "F0000002" not in s.observation and not s.info.get("invalid_action")
+    s = step({"destination_city": "Denver", "departure_city": "Austin", "date": "2022-03-03"})
+    assert "F0000002" in s.observation and "F0000001" not in s.observation
+    for arguments, expect in (({"from": "Denver", "to": "Austin", "date": "2022-03-01"}, "no argument(s) from, to"),
+                              ({"departure_city": "Denver", "date": "2022-03-01"}, "missing argument(s) destination_city"),
+                              ({"departure_city": "Denver", "destination_city": ["Austin"], "date": "2022-03-01"},
+                               "'destination_city' of FlightSearch must be str")):
+        s = step(arguments)
+        assert s.info["invalid_action"] and expect in s.observation, (arguments, s.observation)
+        env.step("CitySearch[Texas]")  # break the error streak
+    # a value with a comma is one argument (once it split into extra ones)
+    s = step({"departure_city": "Denver, Colorado", "destination_city": "Austin", "date": "2022-03-01"})
+    assert s.info["invalid_action"] and s.observation.startswith("Denver, Colorado is not valid city")
+    s = step({"description": "flights, Denver to Austin"}, name="NotebookWrite")
+    assert not s.info.get("invalid_action") and env.tools.notebook[-1]["Short Description"] == "flights, Denver to Austin"

@@ -2,8 +2,8 @@
 
 Formats:
   react  one action per line, `Tool[a, b]` or a plain command: the first non-empty line
-  json   `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` -> `name[v1, v2]`,
-         `<answer>...</answer>` -> `answer[...]`
+  json   `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` -> that tool call
+         (the environment binds its arguments by name), `<answer>...</answer>` -> `answer[...]`
   raw    the whole reply, for environments that parse multi-line actions themselves
          (swe: a tool call followed by an edit block)
 A reply that fits no format is passed through unchanged: the environment answers
@@ -12,11 +12,7 @@ it with an error observation, so a malformed action never raises.
 
 from __future__ import annotations
 
-import json
-import re
-
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+from questline.envs.base import tagged
 
 
 def parse_action(text: str, fmt: str = "react") -> str:
@@ -33,14 +29,8 @@ def parse_action(text: str, fmt: str = "react") -> str:
 
 
 def _parse_json(text: str) -> str:
-    if m := _ANSWER.search(text):
-        return f"answer[{m.group(1).strip()}]"
-    if not (m := _TOOL_CALL.search(text)):
-        return text.strip()
-    try:
-        call = json.loads(m.group(1))
-        args = call.get("arguments", {})
-        values = args.values() if isinstance(args, dict) else args
-        return f"{call['name']}[{', '.join(str(v) for v in values)}]"
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        return text.strip()
+    if (answer := tagged(text, "answer")) is not None:
+        return f"answer[{answer.strip()}]"
+    if (call := tagged(text, "tool_call")) is not None:
+        return f"<tool_call>{call.strip()}</tool_call>"
+    return text.strip()

@@ -183,12 +183,13 @@ class SweEnv(Env):
         info["state_key"] = self.state_key()
         return Step(obs, reward, False, info)
 
-    def _run_tests(self, selectors: str, info: dict) -> tuple[str, float]:
+    def _run_tests(self, tests: str, info: dict) -> tuple[str, float]:
+        selectors = swe_tools.selectors(tests)
         key = self.state_key()
-        run = run_pytest(self.sb, selectors.split() or None, self.limits.wall_seconds, self.spec.get("test_cmd"),
+        run = run_pytest(self.sb, selectors or None, self.limits.wall_seconds, self.spec.get("test_cmd"),
                          quiet_plugins=not self.spec.get("repo"))
         self.test_runs += 1
-        if not selectors.split() and not run.flagged:
+        if not selectors and not run.flagged:
             self._full_runs[key] = dict(run.outcomes)
         before = self._ratio()
         self._note_violation(run, info)

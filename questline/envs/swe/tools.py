@@ -13,18 +13,30 @@ insert, create) read it from the lines after:
 JSON syntax: `<tool_call>{"name": "replace", "arguments": {"path": ..., "old": ...,
 "new": ...}}</tool_call>`; `<answer>...</answer>` submits.
 
-Every tool returns text; a bad call raises ToolError, which the env turns into an
-error observation. Paths are confined to the task directory by the sandbox.
+Arguments are matched by name in both syntaxes (`base.bind_arguments`): unknown or
+missing ones are refused. Every tool returns text; a bad call raises ToolError, which
+the env turns into an error observation. Paths are confined to the task directory by
+the sandbox.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from questline.envs.base import ToolError
+from questline.envs.base import (
+    Param,
+    ToolError,
+    bind_arguments,
+    clip,
+    is_text,
+    parse_json_call,
+    tagged,
+    tool_params,
+)
 from questline.envs.swe.sandbox import PathError, Sandbox
 from questline.envs.swe.testrun import PROBE_DIR
 
@@ -39,10 +51,9 @@ SIGNATURES: dict[str, tuple[str, ...]] = {  # tool -> argument names (text argum
     "submit": (),
 }
 BLOCK_ARGS = {"replace": 2, "insert": 1, "create": 1}  # how many trailing args come from the block
-REQUIRED = {"view": 1, "search": 1, "replace": 3, "insert": 3, "create": 2}
+MAX_PATH_CHARS, MAX_NAME_CHARS = 1024, 255  # longer paths are refused before the file system sees them
+MAX_SELECTOR_CHARS = 8192  # run_tests' argument (the OS limits one argument to 128 KiB)
 _CALL = re.compile(r"^\s*([A-Za-z_]+)\s*\[(.*)\]\s*$")
-_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _SR = re.compile(r"^<<<<<<< SEARCH\n(.*?)^=======\n(.*?)^>>>>>>> REPLACE\s*$", re.DOTALL | re.MULTILINE)
 HIDDEN = {PROBE_DIR, "__pycache__", ".pytest_cache", ".git"}
 
@@ -54,8 +65,18 @@ class Action:
 
 
 def parse(text: str, syntax: str) -> Action:
-    """The tool call in a model's reply; ToolError with a precise message otherwise."""
-    return _parse_json(text) if syntax == "json" else _parse_react(text)
+    """The tool call in a model's reply, its arguments checked against the tool's
+    parameters by name; ToolError with a precise message otherwise."""
+    act = _parse_json(text) if syntax == "json" else _parse_react(text)
+    how = usage(act.name) if syntax == "react" else f"{act.name}({', '.join(SIGNATURES[act.name])})"
+    return Action(act.name, bind_arguments(act.name, params(act.name), act.args, how))
+
+
+def params(name: str) -> tuple[Param, ...]:
+    """A tool's parameters (from its method; run_tests and submit are the env's)."""
+    if name == "run_tests":
+        return (Param("tests", required=False),)
+    return () if name == "submit" else tool_params(getattr(Tools, name))
 
 
 def _parse_react(text: str) -> Action:
@@ -90,22 +111,15 @@ def _parse_react(text: str) -> Action:
 
 
 def _parse_json(text: str) -> Action:
-    if _ANSWER.search(text):
+    if tagged(text, "answer") is not None:
         return Action("submit", {})
-    m = _TOOL_CALL.search(text)
-    if not m:
+    if tagged(text, "tool_call") is None:
         raise ToolError('Invalid action. Call one tool as <tool_call>{"name": ..., "arguments": {...}}</tool_call>, '
                         "or submit with <answer>done</answer>.")
-    try:
-        call = json.loads(m.group(1))
-        name, args = call["name"], call.get("arguments", {})
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ToolError(f"Invalid tool call JSON: {e}") from None
-    if name not in SIGNATURES:
-        raise ToolError(f"Unknown tool '{name}'. Tools: {', '.join(SIGNATURES)}.")
-    if not isinstance(args, dict) or set(args) - set(SIGNATURES[name]):
-        raise ToolError(f"{name} takes arguments {list(SIGNATURES[name])}.")
-    return Action(name, {k: str(v) for k, v in args.items()})
+    call = parse_json_call(text)
+    if call.name not in SIGNATURES:
+        raise ToolError(f"Unknown tool '{clip(call.name)}'. Tools: {', '.join(SIGNATURES)}.")
+    return Action(call.name, call.args)
 
 
 def usage(name: str) -> str:
@@ -136,7 +150,7 @@ class Tools:
         self.sb, self.max_view_lines, self.max_hits = sb, max_view_lines, max_hits
 
     def _path(self, rel: str, must_exist: bool = True) -> Path:
-        rel = rel.strip().strip("'\"") or "."
+        rel = check_path(rel.strip().strip("'\"") or ".")
         try:
             path = self.sb.resolve(rel, must_exist=False)
         except PathError:
@@ -149,6 +163,15 @@ class Tools:
 
     def _rel(self, path: Path) -> str:
         return str(path.relative_to(self.sb.root))
+
+    def _text(self, path: Path) -> str:
+        """A file's text for editing; ToolError for a directory or a file that is not UTF-8."""
+        if path.is_dir():
+            raise ToolError(f"'{self._rel(path)}' is a directory.")
+        try:
+            return path.read_text()
+        except UnicodeDecodeError:
+            raise ToolError(f"'{self._rel(path)}' is not a UTF-8 text file.") from None
 
     def files(self, under: Path | None = None) -> list[Path]:
         root = under or self.sb.root
@@ -191,7 +214,7 @@ class Tools:
 
     def replace(self, path: str, old: str, new: str) -> str:
         p = self._path(path)
-        text = p.read_text()
+        text = self._text(p)
         count = text.count(old) if old else 0
         if count == 0:
             raise ToolError(f"The SEARCH text was not found in {self._rel(p)}; copy the lines exactly "
@@ -205,7 +228,7 @@ class Tools:
 
     def insert(self, path: str, line: str, text: str) -> str:
         p = self._path(path)
-        lines = p.read_text().splitlines(keepends=True)
+        lines = self._text(p).splitlines(keepends=True)
         k = _int(line, "line", 0)
         if not 0 <= k <= len(lines):
             raise ToolError(f"line must be between 0 and {len(lines)}.")
@@ -218,9 +241,31 @@ class Tools:
         p = self._path(path, must_exist=False)
         if p.exists():
             raise ToolError(f"'{path}' already exists; edit it with replace.")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(content)
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(content)
+        except OSError as e:  # a parent that is a file: the agent's path, not the sandbox, is wrong
+            if e.errno not in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                raise
+            raise ToolError(f"Cannot create '{path}': {e.strerror}.") from None
         return f"Created {self._rel(p)} ({content.count(chr(10))} lines)."
+
+
+def check_path(rel: str) -> str:
+    """`rel` if the file system can take it; ToolError (not an OSError later) otherwise."""
+    if "\0" in rel or not is_text(rel):
+        raise ToolError("A path cannot contain NUL bytes or invalid Unicode.")
+    if len(rel) > MAX_PATH_CHARS or max(len(part.encode()) for part in rel.split("/")) > MAX_NAME_CHARS:
+        raise ToolError(f"The path '{clip(rel)}' is too long.")
+    return rel
+
+
+def selectors(tests: str) -> list[str]:
+    """run_tests' argument as pytest selectors (all tests when empty)."""
+    if "\0" in tests or len(tests) > MAX_SELECTOR_CHARS:
+        raise ToolError(f"run_tests takes test ids or files separated by spaces (at most {MAX_SELECTOR_CHARS} "
+                        "characters, no NUL bytes).")
+    return tests.split()
 
 
 def _int(value: str, name: str, default: int) -> int:

@@ -7,8 +7,9 @@ Modes
                  information; the agent only writes the plan
 Syntaxes (set `rollout.action_format` to the same value)
   react          one action per turn, `Tool[a, b]`; the plan as `Planner[<plan>]`
-  json           `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`; the plan in
-                 `<answer><plan></answer>` (STAR's format)
+  json           `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`, arguments
+                 matched by name (JSON_ARGS); the plan in `<answer><plan></answer>`
+                 (STAR's format)
 The plan is the official list of day records (JSON). Unlike the official
 two-stage agent, whose `Planner[query]` asks a second LLM to write the plan from
 the notebook, here the agent writes the plan itself: that is what RL trains.
@@ -36,10 +37,19 @@ from pathlib import Path
 from typing import Any
 
 from questline.core import ConfigError, Step, Task, derive_seed
-from questline.envs.base import Env, with_defaults
+from questline.envs.base import (
+    Env,
+    Param,
+    ToolError,
+    bind_arguments,
+    is_json_call,
+    parse_json_call,
+    tagged,
+    with_defaults,
+)
 from questline.envs.travelplanner import evaluate as tp_eval
 from questline.envs.travelplanner.database import Database
-from questline.envs.travelplanner.tools import RENDERS, SIGNATURES, Tools
+from questline.envs.travelplanner.tools import RENDERS, SIGNATURES, ToolResult, Tools
 
 MODES = ("two-stage", "sole-planning")
 SYNTAXES = ("react", "json")
@@ -188,13 +198,19 @@ class TravelPlannerEnv(Env):
             return self._end("The same action has been repeated 3 times consecutively. So we stop here.",
                              {"invalid_action": True, "stop": "repeated_action"})
         info: dict[str, Any] = {}
-        fault = self._draw_fault(name, action)
+        args, bad_call = split_args(arg), None
+        if self.cfg["syntax"] == "json" and is_json_call(action):
+            try:
+                name, args = json_tool_call(action)
+            except ToolError as e:
+                bad_call = ToolResult(False, str(e))
+        fault = None if bad_call else self._draw_fault(name, action)
         if fault:
-            obs = self._faulty(name, arg, fault, info)
+            obs = self._faulty(name, args, fault, info)
             self.recent = []  # retrying after a fault is not a repeat
         else:
             self._cursor += 1
-            result = self.tools.call(name, split_args(arg))
+            result = bad_call or self.tools.call(name, args)
             obs = result.text
             if result.ok:
                 self.error_streak = 0
@@ -252,7 +268,7 @@ class TravelPlannerEnv(Env):
         rng = random.Random(derive_seed(self.cfg["world_seed"], "fault", self.task.id, self.steps, action))
         return rng.choice(self.faults["kinds"]) if rng.random() < rate else None
 
-    def _faulty(self, name: str, arg: str, kind: str, info: dict) -> str:
+    def _faulty(self, name: str, args: list[str], kind: str, info: dict) -> str:
         self.fault_counts[kind] += 1
         info["fault"] = kind
         if kind == "error":
@@ -262,7 +278,7 @@ class TravelPlannerEnv(Env):
             if self.faults["exclude_infra"]:
                 info["infra_error"] = f"{name} timed out"
             return f"Error: {name} timed out."
-        real = self.tools.call(name, split_args(arg))
+        real = self.tools.call(name, args)
         if kind == "empty":
             return "No valid information."
         return real.text[: max(1, len(real.text) // 2)]  # malformed: cut mid-table
@@ -360,10 +376,13 @@ def query_fields(query: dict) -> str:
 
 # ---------------------------------------------------------------- syntax
 def split_action(action: str, mode: str = "two-stage") -> tuple[str, str]:
-    """('Tool', 'args') from `Tool[args]`; a bare plan in sole-planning mode counts as one."""
+    """('Tool', 'args') from `Tool[args]` or `<answer>plan</answer>`; a bare plan in
+    sole-planning mode counts as one."""
     m = _ACTION.match(action)
     if m:
         return m.group(1), m.group(2).strip()
+    if (plan := tagged(action, "answer")) is not None:  # the JSON syntax's plan, unparsed
+        return "answer", plan.strip()
     if m := _OPEN_PLAN.match(action):  # a plan cut off before its closing bracket
         return m.group(1), m.group(2).strip()
     if mode == "sole-planning" and action.strip().startswith("["):
@@ -373,6 +392,18 @@ def split_action(action: str, mode: str = "two-stage") -> tuple[str, str]:
 
 def split_args(arg: str) -> list[str]:
     return [a.strip() for a in arg.split(",")] if arg else []
+
+
+def json_tool_call(action: str) -> tuple[str, list[str]]:
+    """(tool, arguments in the tool's order) of a JSON tool call, its arguments matched
+    by name; ToolError for malformed JSON and unknown, missing or non-scalar arguments.
+    A value is one argument, commas and all."""
+    call = parse_json_call(action)
+    names = JSON_ARGS.get(call.name)
+    if names is None:
+        return call.name, []  # Tools.call answers the official "Invalid Action"
+    bound = bind_arguments(call.name, tuple(Param(n) for n in names), call.args)
+    return call.name, [bound[n] for n in names]
 
 
 def format_call(name: str, args: list[str], syntax: str) -> str:
