@@ -1,7 +1,10 @@
 """Crafter in text: BALROG rendering (golden), determinism, seeds, metrics, the expert,
 and world pre-generation."""
 
+import gzip
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +16,14 @@ import crafter  # noqa: E402
 from questline.core import ConfigError, Task, Trajectory  # noqa: E402
 from questline.envs import generate_tasks, make  # noqa: E402
 from questline.envs.crafter import render  # noqa: E402
-from questline.envs.crafter.env import ACHIEVEMENTS, NOTICE, CrafterEnv, crafter_score, parse_action  # noqa: E402
+from questline.envs.crafter.env import (  # noqa: E402
+    ACHIEVEMENTS,
+    INSTRUCTIONS,
+    NOTICE,
+    CrafterEnv,
+    crafter_score,
+    parse_action,
+)
 from questline.envs.crafter.expert import ACTIONS  # noqa: E402
 from questline.envs.crafter.sim import WORLDS, Sim, new_sim, pregenerate  # noqa: E402
 
@@ -38,48 +48,89 @@ def test_locations_use_balrog_wording():
     assert render.describe_location(0, 1) == "1 step to your south"
     assert render.describe_location(2, 0) == "2 steps to your east"
     assert render.describe_location(3, 2) == "5 steps to your south-east"
+    assert render.describe_location(-1, -3, precise=True) == "3 steps north and 1 step west"
+    assert render.describe_location(2, 0, precise=True) == "2 steps east"
 
 
-def test_view_lists_each_type_once_at_its_closest_tile_in_scan_order():
+def mixed_world():
     sem, pos = grass_world(), (10, 10)
     sem[pos] = ID["player"]
     sem[6, 7] = ID["tree"]      # 4 west 3 north: 7 steps (first in scan order)
     sem[9, 10] = ID["tree"]     # 1 west: the closest tree
     sem[14, 13] = ID["water"]   # 4 east 3 south
     sem[12, 10] = ID["cow"]     # 2 east
-    sem[10, 12] = ID["sand"]    # ground: never listed
+    sem[10, 12] = ID["sand"]    # 2 south
     sem[15, 10] = ID["stone"]   # 5 east: outside the 9x7 window
     sem[10, 14] = ID["stone"]   # 4 south: outside the window (3 rows each side)
     sem[10, 9] = ID["table"]    # faced (north)
-    text = render.describe_view(sem, pos, (0, -1))
-    assert text == ("You see:\n"
-                    "- tree 1 step to your west\n"
-                    "- table 1 step to your north\n"
-                    "- cow 2 steps to your east\n"
-                    "- water 7 steps to your south-east\n\n"
-                    "You face table at your front.")
+    return sem, pos
 
 
-def test_ties_keep_the_first_tile_in_scan_order_and_ground_is_nothing():
+def test_view_lists_each_type_once_at_its_closest_tile_in_scan_order():
+    """Checked against BALROG's describe_env on the same map; ground is listed too."""
+    sem, pos = mixed_world()
+    assert render.describe_view(sem, pos, (0, -1)) == (
+        "You see:\n"
+        "- tree 1 step to your west\n"
+        "- grass 1 step to your south\n"   # first grass scanned at (-4, -2); (0, 1) is the closest
+        "- table 1 step to your north\n"
+        "- sand 2 steps to your south\n"
+        "- cow 2 steps to your east\n"
+        "- water 7 steps to your south-east\n\n"
+        "You face table at your front.")
+
+
+def test_balrog_alternative_settings():
+    """Every tile, precise locations, skipped and edge-only types (outputs of BALROG's
+    describe_env on the same maps)."""
+    sem, pos = mixed_world()
+    every = render.Settings(unique_items=False, precise_location=True, skip_items=("grass",))
+    assert render.describe_view(sem, pos, (0, -1), every) == (
+        "You see:\n- tree 3 steps north and 4 steps west\n- tree 1 step west\n- table 1 step north\n"
+        "- sand 2 steps south\n- cow 2 steps east\n- water 3 steps south and 4 steps east\n\n"
+        "You face table at your front.")
+    assert render.faced(render.window(sem, pos), (0, 1), every) == "nothing"  # grass, a skipped type
+    assert render.faced(render.window(sem, pos), (0, 1)) == "grass"
+    lake = grass_world()
+    lake[11:16, 8:14] = ID["water"]
+    lake[pos] = ID["player"]
+    edges = render.Settings(unique_items=False, skip_items=("grass",), edge_only_items=("water",))
+    assert render.describe_view(lake, pos, (1, 0), edges) == (
+        "You see:\n- water 3 steps to your north-east\n- water 2 steps to your north-east\n"
+        "- water 1 step to your east\n- water 2 steps to your south-east\n- water 3 steps to your south-east\n"
+        "- water 4 steps to your south-east\n- water 4 steps to your north-east\n"
+        "- water 5 steps to your north-east\n- water 6 steps to your north-east\n\n"
+        "You face water at your front.")
+
+
+def test_ties_keep_the_first_tile_in_scan_order_and_ground_is_named():
     sem, pos = grass_world(), (10, 10)
     sem[pos] = ID["player"]
     sem[9, 11] = ID["zombie"]   # south-west, 2 steps: scanned first (x = 9)
     sem[11, 9] = ID["zombie"]   # north-east, 2 steps
-    assert render.closest_objects(sem, pos) == [("zombie", -1, 1)]
-    assert render.faced(sem, pos, (1, 0)) == "nothing"
+    win = render.window(sem, pos)
+    assert ("zombie", -1, 1) in render.visible_objects(win) and ("zombie", 1, -1) not in render.visible_objects(win)
+    assert render.faced(win, (1, 0)) == "grass"
     sem[10, 11] = ID["path"]
-    assert render.faced(sem, pos, (0, 1)) == "nothing"
-    empty = grass_world()
-    empty[pos] = ID["player"]
-    assert render.describe_view(empty, pos, (0, 1)) == "You see nothing away from you.\n\nYou face nothing at your front."
+    assert render.faced(render.window(sem, pos), (0, 1)) == "path"
 
 
-def test_world_edge_tiles_are_simply_absent():
-    sem, pos = grass_world((12, 12)), (0, 0)
-    sem[pos] = ID["player"]
-    sem[3, 3] = ID["tree"]
-    assert render.describe_view(sem, pos, (-1, 0)) == \
-        "You see:\n- tree 6 steps to your south-east\n\nYou face nothing at your front."
+def test_world_edges_are_sliced_as_balrog_slices_them():
+    """Within 4 columns of the west edge or 3 rows of the north edge BALROG's slice
+    starts at a negative index and comes out empty; at the east and south edges it is
+    cut short (outputs of BALROG's describe_frame on the same map)."""
+    sem = grass_world((64, 64))
+    sem[:, 20:] = ID["water"]
+    nothing = "You see nothing away from you.\n\nYou face nothing at your front."
+    for pos in [(2, 30), (30, 1)]:
+        edge = sem.copy()
+        edge[pos] = ID["player"]
+        assert render.describe_view(edge, pos, (0, 1)) == nothing
+    for pos, faced in [((62, 30), "water"), ((63, 63), "nothing")]:
+        edge = sem.copy()
+        edge[pos] = ID["player"]
+        assert render.describe_view(edge, pos, (0, 1)) == \
+            f"You see:\n- water 1 step to your west\n\nYou face {faced} at your front."
 
 
 def test_status_inventory_and_sleeping_lines():
@@ -92,42 +143,100 @@ def test_status_inventory_and_sleeping_lines():
     sem = grass_world()
     sem[5, 5] = ID["player"]
     view, _ = render.describe_frame(sem, (5, 5), (0, 1), bare, sleeping=True)
-    assert view.startswith(render.SLEEPING + "\n\nYou see nothing")
+    assert view.startswith(render.SLEEPING + "\n\n\n\nYou see:\n- grass")  # BALROG: three blank lines
     view, _ = render.describe_frame(sem, (5, 5), (0, 1), bare, dead=True)
-    assert view.startswith("You died.\n\n")
+    assert view.startswith("You died.\n\n\n\n")
 
 
-GOLDEN_SEED_42 = """Previous steps (oldest first):
-Observation:
-You see:
-- tree 7 steps to your north-east
+# ------------------------------------------------------------------ BALROG's own texts
 
-You face nothing at your front.
-Action: Move North
+GOLDEN = Path(__file__).parent / "data" / "balrog_crafter" / "golden.jsonl.gz"
 
-Observation:
-You see:
-- tree 6 steps to your north-east
-- cow 5 steps to your north-west
 
-You face nothing at your front.
-Action: Move East
+def balrog_golden() -> tuple[dict, list[dict]]:
+    """Texts made by running BALROG's evaluator, wrapper and prompt builder (commit and
+    settings in the header; see tests/data/balrog_crafter/README.md)."""
+    with gzip.open(GOLDEN, "rt", encoding="utf-8") as f:
+        header, *episodes = [json.loads(line) for line in f]
+    return header, episodes
 
-Current Observation:
-Your status:
-- health: 9/9
-- food: 9/9
-- drink: 9/9
-- energy: 9/9
 
-Your inventory:
-- wood: 2
-- stone_pickaxe: 1
+HEADER, EPISODES = balrog_golden()
 
-You see:
-- tree 5 steps to your north-east
 
-You face nothing at your front."""
+@pytest.mark.parametrize("ep", EPISODES, ids=[f"seed{e['seed']}-{len(e['actions'])}steps-"
+                                               f"{'-'.join(sorted(e['settings'])) or 'defaults'}" for e in EPISODES])
+def test_observations_match_balrog_byte_for_byte(ep):
+    """Each observation is the user message BALROG's agent gets at that step (its
+    reset's Noop, 256-pixel night noise, ground tiles, blank lines, invalid-action
+    notice, sleeping and death included); rewards and the end match too."""
+    env = make("crafter", **ep["settings"])
+    seen, rewards, dones = [env.reset(task(ep["seed"]))], [], []
+    for action in ep["actions"]:
+        step = env.step(action)
+        seen.append(step.observation)
+        rewards.append(step.reward)
+        dones.append(step.done)
+    assert len(ep["observations"]) >= 200 or ep["dones"][-1]
+    for i, (ours, balrog) in enumerate(zip(seen, ep["observations"])):
+        assert ours == balrog, f"step {i}"
+    assert env._last_view == ep["last_long_term"]  # the text after the last action (the death notice)
+    assert rewards == ep["rewards"] and dones == ep["dones"]
+
+
+def test_golden_covers_night_sleep_notices_death_and_settings():
+    default = [e for e in EPISODES if not e["settings"]]
+    assert len({e["seed"] for e in default}) >= 3 and all(len(e["observations"]) >= 200 for e in default)
+    texts = [o for e in EPISODES for o in e["observations"]]
+    assert any(render.SLEEPING + "\n\n\n\n" in t for t in texts) and any(NOTICE in t for t in texts)
+    assert sum(e["last_long_term"].startswith("You died.\n\n\n\n") for e in EPISODES) >= 3
+    assert {k for e in EPISODES for k in e["settings"]} == {"unique_items", "precise_location", "skip_items",
+                                                            "edge_only_items"}
+    assert HEADER["balrog_commit"] == "af7d1f17e0deec3a7a0e334beae5f11b7a21371b"
+
+
+def test_instructions_are_balrogs_prompt_and_its_naive_agent_line():
+    assert INSTRUCTIONS == f"{HEADER['instruction_prompt']}\n\n{HEADER['naive_instruction']}"
+    assert make("crafter").instructions == INSTRUCTIONS
+
+
+def test_history_inlines_earlier_views_and_actions():
+    plain, windowed = make("crafter"), make("crafter", history=2)
+    plain.reset(task(42))
+    windowed.reset(task(42))
+    views = [plain._last_view]
+    for a in ("Move West", "Dance", "Move North"):
+        current = plain.step(a).observation
+        views.append(plain._last_view)
+        shown = windowed.step(a).observation
+    assert shown == (f"Previous steps (oldest first):\nObservation:\n{views[1]}\nAction: Noop\n\n"
+                     f"Observation:\n{views[2]}\nAction: Move North\n\n{current}")
+
+
+def test_invalid_action_is_noop_with_the_balrog_notice():
+    env = make("crafter")
+    env.reset(task(42))
+    pos = tuple(env.sim.player.pos)
+    step = env.step("Move westwards please")
+    assert step.info["invalid_action"] is True
+    assert NOTICE == "Your previous output did not contain a valid action. Defaulted to action: Noop"
+    head, view = step.observation.split(f"\n\n\n{NOTICE}\n\nObservation:\n")  # as BALROG's evaluator puts it
+    assert head.startswith("Current Observation:\nYour status:\n") and view.startswith("You see:\n")
+    assert tuple(env.sim.player.pos) == pos
+    ok = env.step("  move   WEST. ")
+    assert "invalid_action" not in ok.info and NOTICE not in ok.observation
+    assert env.metrics()["invalid_actions"] == 1
+
+
+def test_bad_text_settings_name_the_field():
+    with pytest.raises(ConfigError, match="skip_items"):
+        make("crafter", skip_items=["gras"])
+    with pytest.raises(ConfigError, match="unique_items"):
+        make("crafter", unique_items="yes")
+    env = make("crafter", unique_items=False, precise_location=True, skip_items=["grass", "sand", "path"],
+               edge_only_items=["water"])
+    assert env.text == render.Settings(False, True, ("grass", "sand", "path"), ("water",))
+
 
 GOLDEN_MOUNTAIN = """Current Observation:
 Your status:
@@ -142,28 +251,17 @@ Your inventory:
 - stone: 5
 - coal: 1
 - wood_pickaxe: 1
-
 You see:
+- path 1 step to your west
 - skeleton 4 steps to your west
 - tree 4 steps to your south-west
 - stone 1 step to your east
+- grass 5 steps to your south-west
 - lava 4 steps to your north-west
 - iron 3 steps to your north-east
 - coal 6 steps to your north-east
 
 You face stone at your front."""
-
-
-def test_golden_observation_on_seed_42():
-    env = make("crafter", history=2)
-    first = env.reset(task(42))
-    assert first == ("Current Observation:\nYour status:\n- health: 9/9\n- food: 9/9\n- drink: 9/9\n- energy: 9/9\n\n"
-                     "You have nothing in your inventory.\n\nYou see:\n- tree 5 steps to your north-east\n\n"
-                     "You face nothing at your front.")
-    env.sim.player.inventory.update(wood=2, stone_pickaxe=1)
-    for a in ("Move West", "Move West", "Move North", "Move East"):
-        step = env.step(a)
-    assert step.observation == GOLDEN_SEED_42
 
 
 def test_golden_observation_at_a_fixed_position():
@@ -175,27 +273,13 @@ def test_golden_observation_at_a_fixed_position():
         tree stone stone stone  path stone stone  path stone
         tree grass  tree  path  path stone stone stone stone
         tree grass grass  path  path  path stone stone grass"""
-    env = make("crafter", history=0)
+    env = make("crafter")
     env.reset(task(42))
     p = env.sim.player
     env.sim.world.move(p, (29, 42))
     p.facing = (1, 0)
     p.inventory.update(health=6, food=4, drink=8, energy=2, wood=3, stone=5, coal=1, wood_pickaxe=1, sapling=2)
     assert env._observation() == GOLDEN_MOUNTAIN
-
-
-def test_invalid_action_is_noop_with_the_balrog_notice():
-    env = make("crafter", history=0)
-    env.reset(task(42))
-    pos = tuple(env.sim.player.pos)
-    step = env.step("Move westwards please")
-    assert step.info["invalid_action"] is True
-    assert step.observation.startswith(NOTICE + "\n\nCurrent Observation:\n")
-    assert NOTICE == "Your previous output did not contain a valid action. Defaulted to action: Noop"
-    assert tuple(env.sim.player.pos) == pos
-    ok = env.step("  move   WEST. ")
-    assert "invalid_action" not in ok.info and not ok.observation.startswith(NOTICE)
-    assert env.metrics()["invalid_actions"] == 1
 
 
 def test_the_seventeen_standard_actions():
@@ -232,17 +316,17 @@ def test_same_seed_and_actions_give_identical_observations():
     WORLDS.clear()
     first = replay(7, actions)  # generates the world
     second = replay(7, actions)  # restores the cached snapshot
-    assert len(first) > 300 and first == second
+    assert len(first) > 200 and first == second  # past nightfall (~step 150)
 
 
 def test_headless_sim_plays_exactly_like_rendering_crafter():
     """No pixels, same game: crafter.Env (rendering on, with the same sorted balancing)
     and Sim agree tile for tile through day and night."""
-    real = crafter.Env(seed=5)
+    real = crafter.Env(seed=5)  # 64x64 frames: 4x cheaper to render than BALROG's 256 (the goldens cover those)
     real.reset()
     orig = crafter.Env._balance_chunk
     real._balance_chunk = lambda chunk, objs: orig(real, chunk, sorted(objs, key=lambda o: tuple(o.pos)))
-    sim = Sim(5)
+    sim = Sim(5, size=(64, 64))
     sim.reset()
     rng = np.random.RandomState(0)
     noop_heavy = [0 if rng.uniform() < 0.7 else rng.randint(1, 5) for _ in range(320)]
@@ -391,5 +475,6 @@ def test_prefetched_worlds_are_picked_up_by_reset():
     assert WORLDS.misses == misses and (31, SMALL) not in crafter_sim._PENDING
     ref = Sim(31, SMALL)
     ref.reset()
+    ref.step(0)  # the env's reset ends with BALROG's Noop
     assert (env.sim.semantic() == ref.semantic()).all()
     assert pregenerate([(32, SMALL)]) == 0 and (32, SMALL) in WORLDS  # waits for the pending one

@@ -3,16 +3,26 @@
 A task is a world seed. Each turn the agent answers with one of the 17 actions by
 its standard name (`ACTIONS`: Noop, Move West, ..., Make Iron Sword; case and extra
 spaces are forgiven). Anything else is played as Noop, flagged
-`info["invalid_action"]`, and the next observation starts with BALROG's notice
+`info["invalid_action"]`, and the next observation carries BALROG's notice
 "Your previous output did not contain a valid action. Defaulted to action: Noop".
 
-Observation (`render.py`): the last `history` steps (their view and the action taken
-there), then "Current Observation:" with status, inventory and view. So an
-observation alone is a complete per-step prompt.
+With the default config each observation is, byte for byte, the user message BALROG's
+agent gets at that step (github.com/balrog-ai/BALROG af7d1f1: CrafterLanguageWrapper,
+config.yaml defaults, make_env and the evaluator loop; tests/data/balrog_crafter holds
+texts made by running BALROG itself):
+
+    Current Observation:
+    <status and inventory>
+    <view: `render.py`; after the notice "\n\n<notice>\n\nObservation:\n" when there is one>
+
+The reset is crafter's reset plus one Noop step, as BALROG's, so step t here is
+crafter's step t + 1; the frame is 256x256 (BALROG's size), which sets the night noise
+crafter draws from the world's random stream (`sim.py`).
 
 Config (`env.config`):
   length          episode length cap in steps (2000 = BALROG); difficulty scales it
-  history         previous steps repeated in each observation (0 = none)
+  history         previous steps repeated in each observation (0 = none, BALROG's: its
+                  chat holds them), for `rollout.context: window`
   reward          crafter: Crafter's reward (+1 per first unlock of an achievement,
                   +-0.1 per health point gained / lost); sparse: 0 on every step but
                   the one where the env ends the episode (death or `length`), which
@@ -22,6 +32,22 @@ Config (`env.config`):
   reset_workers   processes `prepare` generates worlds with (0 = one per CPU core)
   prompt          system prompt: balrog (BALROG's, default) or compact (action names only,
                   ~6x shorter: for small models trained from scratch on a CPU)
+  unique_items, precise_location, skip_items, edge_only_items
+                  BALROG's text options, with its defaults (True, False, [], []);
+                  `render.Settings` says what each does
+
+Deliberate deviations from BALROG (the only ones; one line each, with the reason):
+  - creature balancing goes through a chunk's objects in position order: crafter 1.8.3
+    iterates a set (memory addresses), so BALROG's runs are not reproducible (`sim.py`)
+  - no frame is rendered; its night-noise draws are made without pixels (speed; same game)
+  - history: BALROG's agent rewrites earlier turns to "Observation:\n<view>" and keeps
+    16; a token-in-token-out chat keeps each turn as sampled (full context), and
+    `history` > 0 inlines earlier steps for window context, which has no earlier turns
+  - the instruction prompt is the system prompt, with BALROG's naive-agent line ("You
+    always have to output one of the above actions ...") once at its end rather than
+    after every current observation (it would repeat in every turn of the sequence)
+  - action names forgive case, spacing and a trailing period (BALROG's naive agent keeps
+    letters, spaces and colons, then needs the exact name): formatting is not the task
 
 Difficulty is the time budget: the same worlds (any seed), with `length` x 1 (easy),
 x 0.75 (medium) or x 0.5 (hard) steps; fewer steps leave fewer achievements within reach.
@@ -60,12 +86,16 @@ LENGTH_SCALE = {"easy": 1.0, "medium": 0.75, "hard": 0.5}
 NOTICE = "Your previous output did not contain a valid action. Defaulted to action: Noop"
 DEFAULTS: dict[str, Any] = {
     "length": 2000,
-    "history": 2,
+    "history": 0,
     "reward": "crafter",
     "success_unlocks": 6,
     "area": [64, 64],
     "reset_workers": 0,
     "prompt": "balrog",
+    "unique_items": True,
+    "precise_location": False,
+    "skip_items": [],
+    "edge_only_items": [],
 }
 
 INSTRUCTIONS = """You are an agent playing Crafter. The following are the only valid actions you can take in the game, followed by a short description of each action:
@@ -112,7 +142,12 @@ These are the game achievements you can get:
 21. Make Iron Sword
 22. Collect Diamond
 
-Your goal is to get as far as possible by completing all the achievements. Reply with exactly one action per turn."""
+In a moment I will present a history of actions and observations from the game.
+Your goal is to get as far as possible by completing all the achievements.
+
+PLAY!
+
+You always have to output one of the above actions at a time and no other text. You always have to output an action until the episode terminates."""  # BALROG's instruction prompt, then its naive agent's line
 
 # A short system prompt for small models trained from scratch (`prompt: compact`): the
 # action names only. BALROG's prompt is ~535 tokens of a ~660-token window-context row
@@ -132,6 +167,15 @@ def check_config(cfg: dict) -> dict:
         raise ConfigError(f"env.config.history: must be an integer >= 0, got {out['history']!r}")
     if out["prompt"] not in ("balrog", "compact"):
         raise ConfigError(f"env.config.prompt: '{out['prompt']}' is not one of balrog, compact")
+    for key in ("unique_items", "precise_location"):
+        if not isinstance(out[key], bool):
+            raise ConfigError(f"env.config.{key}: must be true or false, got {out[key]!r}")
+    for key in ("skip_items", "edge_only_items"):
+        names = out[key]
+        if not (isinstance(names, (list, tuple)) and all(n in render.ID for n in names)):
+            raise ConfigError(f"env.config.{key}: must be a list of {', '.join(render.ITEM_NAMES[1:])}; "
+                              f"got {names!r}")
+        out[key] = list(names)
     if out["reward"] not in ("crafter", "sparse"):
         raise ConfigError(f"env.config.reward: '{out['reward']}' is not one of crafter, sparse")
     area = out["area"]
@@ -161,6 +205,8 @@ class CrafterEnv(Env):
     def __init__(self, **cfg: Any):
         self.cfg = check_config(cfg)
         self.instructions = INSTRUCTIONS if self.cfg["prompt"] == "balrog" else COMPACT_INSTRUCTIONS
+        self.text = render.Settings(self.cfg["unique_items"], self.cfg["precise_location"],
+                                    tuple(self.cfg["skip_items"]), tuple(self.cfg["edge_only_items"]))
         self.done = True
         self.sim = None
 
@@ -205,6 +251,7 @@ class CrafterEnv(Env):
         self.area = tuple(spec.get("area", self.cfg["area"]))
         self.length = int(spec.get("length", self.cfg["length"]))
         self.sim = new_sim(spec["seed"], self.area)
+        self._play(0)  # BALROG's reset: crafter's reset, then a Noop step
         self.expert = Expert(self.area)
         self.history: deque[tuple[str, str]] = deque(maxlen=self.cfg["history"])
         self.steps = self.invalid = 0
@@ -227,7 +274,7 @@ class CrafterEnv(Env):
             self._oracle_queried = False
         view_before = self._last_view
         before = self._unlocked()
-        _, reward, dead, _ = self.sim.step(idx)
+        reward, dead = self._play(idx)
         self.steps += 1
         self.history.append((view_before, ACTIONS[idx]))
         new = sorted(self._unlocked() - before)
@@ -245,6 +292,13 @@ class CrafterEnv(Env):
             if not dead:
                 info["truncated"] = True
         return Step(obs, float(reward), done, info)
+
+    def _play(self, idx: int) -> tuple[float, bool]:
+        """One crafter step, then the second frame BALROG's wrapper renders for its image
+        observation (its night-noise draw moves the world's random stream)."""
+        _, reward, dead, _ = self.sim.step(idx)
+        self.sim.night_noise()
+        return reward, bool(dead)
 
     # ------------------------------------------------------------ oracle
     def _expert_decision(self) -> tuple[int, str]:
@@ -271,23 +325,27 @@ class CrafterEnv(Env):
         return len(self._unlocked()) / len(ACHIEVEMENTS)
 
     def _observation(self, notice: str = "") -> str:
+        """BALROG's current-observation message: the short-term context (status,
+        inventory), then the long-term one (the view), the notice put in front of the
+        latter as BALROG's evaluator does; earlier steps first when `history` > 0."""
         p = self.sim.player
         view, status = render.describe_frame(self.sim.semantic(), p.pos, p.facing, p.inventory,
-                                             sleeping=p.sleeping, dead=p.health <= 0)
+                                             sleeping=p.sleeping, dead=p.health <= 0, settings=self.text)
+        if notice:
+            view = f"\n\n{notice}\n\nObservation:\n{view}"
         self._last_view = view
-        parts = [notice] if notice else []
-        if self.history:
-            parts.append("Previous steps (oldest first):\n" + "\n\n".join(
-                f"Observation:\n{v}\nAction: {a}" for v, a in self.history))
-        parts.append(f"Current Observation:\n{status}\n\n{view}")
-        return "\n\n".join(parts)
+        current = f"Current Observation:\n{status}\n{view}"
+        if not self.history:
+            return current
+        previous = "\n\n".join(f"Observation:\n{v}\nAction: {a}" for v, a in self.history)
+        return f"Previous steps (oldest first):\n{previous}\n\n{current}"
 
     def state_key(self) -> str | None:
         """Position, facing, inventory and the visible window: what the agent sees."""
         if self.sim is None:
             return None
         p = self.sim.player
-        tiles = render.window_tiles(self.sim.semantic(), p.pos)
+        tiles = render.window(self.sim.semantic(), p.pos).tolist()
         blob = repr((tuple(int(v) for v in p.pos), tuple(int(v) for v in p.facing), sorted(p.inventory.items()),
                      p.sleeping, tiles))
         return hashlib.sha1(blob.encode()).hexdigest()[:16]

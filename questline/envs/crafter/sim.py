@@ -8,8 +8,11 @@ balancing unchanged, with three deliberate differences:
    addresses), so a fixed seed and action sequence can diverge between runs (upstream
    issue). The objects of a chunk are handed over sorted by position (unique per object).
 2. **No pixels.** `step` renders an RGB frame we never use (~2 ms of a ~3 ms step). The
-   renderer also draws night noise from the world's random stream, so skipping it would
-   change the game; `_obs` draws exactly the same numbers and returns None.
+   renderer also draws night noise from the world's random stream, sized by the frame
+   (BALROG's `size=(256, 256)` by default), so skipping it would change the game:
+   `night_noise()` draws exactly the same numbers, `_obs` calls it and returns None.
+   BALROG's wrapper renders each frame a second time for its image observation; the
+   env calls `night_noise()` again after each step to match.
 3. **Snapshots.** World generation costs ~0.6 s (2 s on a loaded machine). The state right
    after `reset` is pickled once per (seed, area) and restored in ~ms (`WORLDS`, an LRU
    cache); `prepare` generates the worlds of a batch in parallel processes.
@@ -34,16 +37,17 @@ from crafter import constants, engine, objects
 
 OBJECT_TYPES = [objects.Player, objects.Cow, objects.Zombie, objects.Skeleton, objects.Arrow, objects.Plant]
 VIEW = (9, 9)  # crafter's default: a 9x9 frame whose bottom two rows show the inventory
-SIZE = (64, 64)  # pixel size crafter would render at (only its night-noise draw depends on it)
+SIZE = (256, 256)  # BALROG's frame size (config.yaml crafter_kwargs.size): the night-noise draw depends on it
 
 
 class Sim(crafter.Env):
     """crafter.Env without textures or rendering, deterministic, with snapshots."""
 
-    def __init__(self, seed: int, area: tuple[int, int] = (64, 64), length: int | None = None):
+    def __init__(self, seed: int, area: tuple[int, int] = (64, 64), length: int | None = None,
+                 size: tuple[int, int] = SIZE):
         # crafter.Env.__init__ minus textures and pixel views (loading textures costs ~0.1 s)
         self._area, self._seed, self._length, self._reward = tuple(area), int(seed), length, True
-        self._view, self._size = np.array(VIEW), np.array(SIZE)
+        self._view, self._size = np.array(VIEW), np.array(size)
         self._episode = 0
         self._world = engine.World(self._area, constants.materials, (12, 12))
         self._sem_view = engine.SemanticView(self._world, OBJECT_TYPES)
@@ -56,11 +60,14 @@ class Sim(crafter.Env):
         self._episode = 0  # every reset plays episode 1 of the seed: the same world
         return super().reset()
 
-    def _obs(self):
-        # LocalView._light draws night noise from the world's random stream when it is
-        # dark; draw the same numbers so the game matches crafter's with rendering on.
+    def night_noise(self) -> None:
+        """What rendering a frame takes from the world's random stream: LocalView._light
+        draws night noise when it is dark."""
         if self._world.daylight < 0.5:
             self._world.random.uniform(32, 127, self._noise_shape)
+
+    def _obs(self):
+        self.night_noise()  # the frame crafter renders in reset and step
         return None
 
     def render(self, size=None):
