@@ -16,6 +16,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from questline.core import ConfigError
+from questline.models import save_policy
+from questline.train.durable import MARKER, atomic_dir, cut_jsonl, dir_problem
+from questline.train.logging import MetricsLogger
+
 RECIPE = """
 name: resume
 seed: 3
@@ -204,3 +209,47 @@ def test_half_written_sft_dir_runs_sft_again(reference, tmp_path):
     out = kill_then_resume(reference, tmp_path / "run", "log:rl:0", damage)
     assert "sft/ is incomplete (model.safetensors has" in out
     assert "RL: starting from iteration 0 (no intact checkpoint)" in out
+
+
+# ---------------------------------------------------------------- the pieces, in process
+def test_cut_jsonl_drops_rows_past_the_resume_point_and_a_torn_last_line(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"step": 0}\n{"step": 1}\n{"step": 2}\n{"st')
+    assert cut_jsonl(path, lambda r: r["step"] <= 1) == ([{"step": 0}, {"step": 1}], 1, True)
+    assert path.read_text() == '{"step": 0}\n{"step": 1}\n'
+    path.write_text('{"step": 0}\n{"st\n{"step": 2}\n')  # no kill tears a middle line
+    with pytest.raises(ConfigError, match="log.jsonl:2"):
+        cut_jsonl(path, lambda r: True)
+
+
+def test_dir_problem_finds_a_truncated_safetensors_file(tmp_path, toy_model, toy_tokenizer):
+    with atomic_dir(tmp_path / "policy") as tmp:
+        save_policy(toy_model, toy_tokenizer, tmp)
+    assert dir_problem(tmp_path / "policy") is None and not (tmp_path / ".tmp-policy").exists()
+    weights = tmp_path / "policy" / "model.safetensors"
+    truncate(weights)
+    assert dir_problem(tmp_path / "policy").startswith("model.safetensors has")
+    (tmp_path / "policy" / MARKER).unlink()  # written before markers: the header says the size
+    assert "model.safetensors is truncated" in dir_problem(tmp_path / "policy")
+    assert dir_problem(tmp_path / "absent") == "missing"
+
+
+def test_metrics_logger_resume_keeps_other_stages_tensorboard_points(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    log = MetricsLogger(tmp_path, "sft")
+    for step in range(4):
+        log.log("sft", step, {"loss": 1.0 / (step + 1)})
+    log.close()
+    log = MetricsLogger(tmp_path, "rl")
+    for step in range(3):
+        log.log("rl", step, {"success": step / 2})
+        log.samples(step, [{"turns": []}])
+    # killed here: nothing flushed; resumed from the checkpoint of iteration 0
+    log = MetricsLogger(tmp_path, "rl", resume_after=0)
+    log.close()
+    assert len(log.notes) == 2
+    acc = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("sft/loss")] == [0, 1, 2, 3]
+    assert [(e.step, e.value) for e in acc.Scalars("rl/success")] == [(0, 0.0)]
+    assert (tmp_path / "samples.jsonl").read_text() == '{"iteration": 0, "turns": []}\n'

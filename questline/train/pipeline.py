@@ -41,7 +41,7 @@ def task_sets(recipe: Recipe) -> tuple[TaskSet, TaskSet]:
     return train, heldout
 
 
-def initial_policy(recipe: Recipe, train: TaskSet, say=print):
+def initial_policy(recipe: Recipe, train: TaskSet, say):
     """The policy before any training, saved once to run_dir/init (HF format)."""
     init_dir = recipe.run_dir / "init"
     problem = dir_problem(init_dir, POLICY_FILES)
