@@ -1,9 +1,9 @@
 """Checkpoints: the policy in HF format plus the trainer state, written atomically
-(a killed run never leaves a half checkpoint), so a run resumes exactly."""
+with a completion marker (a killed run never leaves a half checkpoint that counts),
+so a run resumes exactly, from the newest checkpoint that is intact."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -11,27 +11,26 @@ from pathlib import Path
 import torch
 
 from questline.models import save_policy
+from questline.train.durable import POLICY_FILES, atomic_dir, crash_point, dir_problem
 
 _NAME = re.compile(r"^iter-(\d+)$")
+CHECKPOINT_FILES = (*POLICY_FILES, "trainer_state.pt")
 
 
 def save_checkpoint(run_dir: Path, iteration: int, model, tokenizer, optimizer, scheduler,
                     extra: dict | None = None, keep: int = 2, critic=None, critic_optimizer=None) -> Path:
     """iter-N/ = the policy (HF format) + trainer_state.pt, and critic/ (HF format)
     when PPO trains a value model."""
-    root = Path(run_dir) / "checkpoints"
-    final = root / f"iter-{iteration:06d}"
-    tmp = root / f".tmp-iter-{iteration:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_policy(model, tokenizer, tmp)
-    state = {"iteration": iteration, "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "extra": extra or {}}
-    if critic is not None:
-        critic.save_pretrained(tmp / "critic")
-        state["critic_optimizer"] = critic_optimizer.state_dict()
-    torch.save(state, tmp / "trainer_state.pt")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    final = Path(run_dir) / "checkpoints" / f"iter-{iteration:06d}"
+    with atomic_dir(final) as tmp:
+        save_policy(model, tokenizer, tmp)
+        crash_point(f"checkpoint:{iteration}")
+        state = {"iteration": iteration, "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict(), "extra": extra or {}}
+        if critic is not None:
+            critic.save_pretrained(tmp / "critic")
+            state["critic_optimizer"] = critic_optimizer.state_dict()
+        torch.save(state, tmp / "trainer_state.pt")
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -45,9 +44,23 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_status(run_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """(the newest intact checkpoint or None, [(newer checkpoint, what is wrong with it)])."""
+    skipped = []
+    for ckpt in reversed(list_checkpoints(run_dir)):
+        if (problem := dir_problem(ckpt, CHECKPOINT_FILES)) is None:
+            return ckpt, skipped
+        skipped.append((ckpt, problem))
+    return None, skipped
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1] if found else None
+    return checkpoint_status(run_dir)[0]
+
+
+def iteration_of(ckpt: Path | None) -> int:
+    """The iteration a checkpoint ends; -1 for none."""
+    return int(ckpt.name.split("-")[1]) if ckpt else -1
 
 
 def load_trainer_state(ckpt: Path, optimizer, scheduler, critic=None, critic_optimizer=None) -> dict:

@@ -1,13 +1,13 @@
 """A whole experiment from one recipe: tasks -> policy -> (SFT) -> (RL) -> held-out
-evaluation after each stage. Every stage writes into the run directory and is
-skipped when its output is already there, so a killed run picks up where it was."""
+evaluation after each stage. Every stage writes into the run directory (each
+output whole or not at all) and is skipped when its output is there and intact,
+so a killed run picks up where it was and ends with the files of an uninterrupted one."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -22,7 +22,8 @@ from questline.inference import HFEngine
 from questline.models import build_model, load_policy, resolve_policy, save_policy, train_tokenizer
 from questline.models.presets import count_parameters
 from questline.rollout import rollout
-from questline.train.checkpoint import latest_checkpoint
+from questline.train.checkpoint import checkpoint_status, iteration_of
+from questline.train.durable import POLICY_FILES, atomic_dir, atomic_write_text, dir_problem
 from questline.train.evaluate import EvalResult, diff_interval, evaluate, paired_diff_interval
 from questline.train.logging import MetricsLogger, progress_bar
 from questline.train.rl import rollout_config, train_rl
@@ -40,11 +41,14 @@ def task_sets(recipe: Recipe) -> tuple[TaskSet, TaskSet]:
     return train, heldout
 
 
-def initial_policy(recipe: Recipe, train: TaskSet):
+def initial_policy(recipe: Recipe, train: TaskSet, say):
     """The policy before any training, saved once to run_dir/init (HF format)."""
     init_dir = recipe.run_dir / "init"
-    if (init_dir / "config.json").exists():
+    problem = dir_problem(init_dir, POLICY_FILES)
+    if problem is None:
         return load_policy(init_dir)
+    if problem != "missing":
+        say(f"[yellow]init/ is incomplete ({problem}): building it again[/yellow]")
     if recipe.model.path:
         model, tok = resolve_policy(recipe.model.path)
     else:
@@ -58,7 +62,8 @@ def initial_policy(recipe: Recipe, train: TaskSet):
                                       seed=recipe.seed)
         tok = train_tokenizer(corpus, vocab_size=recipe.model.vocab_size)
         model = build_model(recipe.model.preset, tok, seed=recipe.seed)
-    save_policy(model, tok, init_dir)
+    with atomic_dir(init_dir) as tmp:
+        save_policy(model, tok, tmp)
     return model, tok
 
 
@@ -71,8 +76,8 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         dump_recipe(recipe, self.run_dir / "recipe.yaml")
         self.results_path = self.run_dir / "results.json"
-        self.results: dict = json.loads(self.results_path.read_text()) if self.results_path.exists() else {}
-        self.model, self.tokenizer = initial_policy(recipe, self.train_set)
+        self.results = self._load_results()
+        self.model, self.tokenizer = initial_policy(recipe, self.train_set, self.say)
         self.chat = ChatTokens(self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.chat.eot_id
         self.model.eval()
@@ -80,8 +85,17 @@ class Pipeline:
     def say(self, text: str) -> None:
         self.console.print(text)
 
+    def _load_results(self) -> dict:
+        if not self.results_path.exists():
+            return {}
+        try:
+            return json.loads(self.results_path.read_text())
+        except ValueError:  # only a file written before writes were atomic can be torn
+            self.say("[yellow]results.json is unreadable: the evaluations run again[/yellow]")
+            return {}
+
     def _save_results(self) -> None:
-        self.results_path.write_text(json.dumps(self.results, indent=2))
+        atomic_write_text(self.results_path, json.dumps(self.results, indent=2))
 
     # ------------------------------------------------------------- stages
     def evaluate(self, stage: str) -> EvalResult:
@@ -120,17 +134,24 @@ class Pipeline:
 
     def sft(self, n_demos: int) -> None:
         sft_dir = self.run_dir / "sft"
-        if (sft_dir / "config.json").exists():
+        problem = dir_problem(sft_dir, POLICY_FILES)
+        if problem is None:
             self.model, self.tokenizer = load_policy(sft_dir)
-            self.say(f"[dim]sft: loaded {sft_dir}[/dim]")
+            self.say(f"SFT done, skipped (loaded {sft_dir})")
             return
+        if problem != "missing":
+            self.say(f"[yellow]sft/ is incomplete ({problem}): SFT runs again[/yellow]")
+        # SFT keeps no mid-way checkpoints (cheap at our scale): a killed SFT starts
+        # over from init/ and its logged steps go.
+        logger = MetricsLogger(self.run_dir, "sft")
+        if logger.notes:
+            self.say("SFT: restarting from step 0 (no mid-way SFT checkpoints); " + "; ".join(logger.notes))
         t0 = time.perf_counter()
         tasks = self.train_set.batch(0, n_demos)
         demos = rollout(None, self.chat, tasks, rollout_config(self.recipe), policy="oracle",
                         env_cfg=self.recipe.env.config)
         demos = [d for d in demos if d.success and not d.infra_failed]
         write_jsonl(self.run_dir / "demos.jsonl", [d.to_dict() for d in demos])
-        logger = MetricsLogger(self.run_dir)
         with progress_bar(self.recipe.run.progress) as bar:
             job = bar.add_task("sft", total=None, info="")
             train_sft(self.model, demos, self.recipe.sft, pad_id=self.pad_id, seed=self.recipe.seed,
@@ -138,7 +159,8 @@ class Pipeline:
                       log=lambda s, m: logger.log("sft", s, m),
                       progress=lambda s, total, info: bar.update(job, completed=s + 1, total=total, info=info))
         logger.close()
-        save_policy(self.model, self.tokenizer, sft_dir)
+        with atomic_dir(sft_dir) as tmp:
+            save_policy(self.model, self.tokenizer, tmp)
         self.say(f"sft: {len(demos)} demonstrations, {time.perf_counter() - t0:.0f}s")
 
     def rl(self, n_episodes: int, stop_after: int | None = None) -> int:
@@ -147,8 +169,14 @@ class Pipeline:
         if iterations == 0:
             return 0
         t0 = time.perf_counter()
-        ckpt = latest_checkpoint(self.run_dir)
-        logger = MetricsLogger(self.run_dir, resume_after=_iteration_of(ckpt))
+        ckpt, broken = checkpoint_status(self.run_dir)
+        for path, problem in broken:
+            self.say(f"[yellow]RL: skipping {path.relative_to(self.run_dir)} ({problem})[/yellow]")
+        logger = MetricsLogger(self.run_dir, "rl", resume_after=iteration_of(ckpt))
+        where = (f"resuming from {ckpt.relative_to(self.run_dir)} (iteration {iteration_of(ckpt)})" if ckpt
+                 else "starting from iteration 0 (no intact checkpoint)" if broken or logger.notes else "")
+        if where:
+            self.say("; ".join([f"RL: {where}", *logger.notes]))
         with progress_bar(self.recipe.run.progress) as bar:
             job = bar.add_task("rl", total=iterations, info="")
             done = train_rl(self.recipe, self.model, self.tokenizer, self.chat, self.train_set, self.run_dir,
@@ -236,7 +264,3 @@ def env_metrics_table(rows: list[tuple[str, EvalResult]], title: str) -> Table:
     for stage, res in rows:
         table.add_row(stage, *(f"{res.env_metrics[k]:.1%}" if k in res.env_metrics else "" for k in keys))
     return table
-
-
-def _iteration_of(ckpt: Path | None) -> int | None:
-    return int(ckpt.name.split("-")[1]) if ckpt else None

@@ -29,7 +29,7 @@ from questline.algos import (
     value_loss,
 )
 from questline.core import Batch, Trajectory, derive_seed
-from questline.data import TaskSet, write_jsonl
+from questline.data import TaskSet
 from questline.envs import prepare
 from questline.inference import HFEngine
 from questline.rewards import shape_rewards
@@ -323,11 +323,12 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     if cfg.kl_coef > 0 and ref_model is None:
         ref_model = copy.deepcopy(model)  # the policy RL starts from (before any resume)
     start = 0
-    ckpt = latest_checkpoint(run_dir)
+    ckpt = latest_checkpoint(run_dir)  # the newest intact one
     if ckpt is not None:
         load_weights(model, ckpt)
         start = load_trainer_state(ckpt, optimizer, scheduler, critic, critic_optimizer)["iteration"] + 1
-    logger = logger or MetricsLogger(run_dir, resume_after=start - 1 if ckpt else None)
+    own_logger = logger is None
+    logger = logger or MetricsLogger(run_dir, "rl", resume_after=start - 1)
     if ref_model is not None:
         ref_model.eval().requires_grad_(False)
     engine = HFEngine(model, pad_id, autocast=use_autocast)
@@ -353,9 +354,7 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
         metrics["iter_s"] = time.perf_counter() - t0
         logger.log("rl", it, metrics)
         if recipe.run.sample_trajectories:
-            write_jsonl(Path(run_dir) / "samples.jsonl",
-                        [{"iteration": it, **t.to_dict()} for t in trajs[: recipe.run.sample_trajectories]],
-                        append=True)
+            logger.samples(it, [t.to_dict() for t in trajs[: recipe.run.sample_trajectories]])
         done = it + 1
         last = done == iterations
         every = recipe.run.checkpoint_every
@@ -366,6 +365,8 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
             progress(done, iterations, f"success {metrics['success']:.2f}")
         if stop_after is not None and done - start >= stop_after:
             break
+    if own_logger:
+        logger.close()
     return done
 
 
