@@ -84,7 +84,8 @@ COMMONSENSE = ("within_sandbox", "complete_information", "within_current_city", 
                "diverse_restaurants", "diverse_attractions", "non_conflicting_transportation",
                "minimum_nights")
 HARD = ("budget", "room_rule", "room_type", "cuisine", "transportation")
-MODES = ("official", "strict")
+MODES = ("official", "official_v1", "strict")
+OFFICIAL_MODES = ("official", "official_v1")
 
 # hard constraint -> key in the query's local_constraint (budget is always set)
 LOCAL_KEYS = {"room_rule": "house rule", "room_type": "room type", "cuisine": "cuisine",
@@ -94,23 +95,29 @@ METRIC_NAMES = {"delivery_rate": "Delivery Rate",
                 "commonsense_macro": "Commonsense Constraint Macro Pass Rate",
                 "hard_micro": "Hard Constraint Micro Pass Rate",
                 "hard_macro": "Hard Constraint Macro Pass Rate",
-                "final_pass": "Final Pass Rate"}
+                "final_pass": "Final Pass Rate",
+                "official_would_crash": "Plans the official eval.py crashes on"}
 FIELDS = ("current_city", "transportation", "breakfast", "attraction", "lunch", "dinner", "accommodation")
 ACTIVITIES = FIELDS[1:]
 MEALS = ("breakfast", "lunch", "dinner")
 NOT_NEEDED = "You don't need to fill in the information for this or later days."
-# house rule asked for -> the accommodation rule that forbids it; the official code spells
-# 'parties' as 'parities', so a 'parties' query is never checked (quirk 5)
-STRICT_RULES = {"smoking": "No smoking", "parties": "No parties", "children under 10": "No children under 10",
-                "visitors": "No visitors", "pets": "No pets"}
-OFFICIAL_RULES = {("parities" if k == "parties" else k): v for k, v in STRICT_RULES.items()}
+# house rule asked for -> the accommodation rule that forbids it; the official code before
+# ed379c4 spells 'parties' as 'parities', so official_v1 never checks a 'parties' query
+HOUSE_RULES = {"smoking": "No smoking", "parties": "No parties", "children under 10": "No children under 10",
+               "visitors": "No visitors", "pets": "No pets"}
+V1_HOUSE_RULES = {("parities" if k == "parties" else k): v for k, v in HOUSE_RULES.items()}
 ROOM_TYPES = {"shared room": "Shared room", "private room": "Private room", "entire room": "Entire home/apt"}
 
 Verdict = tuple  # (passed: bool | None, reason: str | None)
 
 
 class PlanError(ValueError):
-    """The text holds no readable plan; the message says what is wrong and where."""
+    """The text holds no readable plan; the message says what is wrong and where.
+    `records`: the list of records read, when it is the records that are malformed."""
+
+    def __init__(self, message: str, records: list | None = None):
+        super().__init__(message)
+        self.records = records
 
 
 # ------------------------------------------------------------------ parsing plans
@@ -212,15 +219,15 @@ def _check_records(value: list) -> list[dict]:
         records.pop()  # the annotated plans pad with {}
     for i, record in enumerate(records, 1):
         if not record:
-            raise PlanError(f"day {i}: empty record")
+            raise PlanError(f"day {i}: empty record", records)
         if "days" not in record and "day" not in record:
-            raise PlanError(f"day {i}: missing key 'days'")
+            raise PlanError(f"day {i}: missing key 'days'", records)
         for key in FIELDS:
             if key not in record:
-                raise PlanError(f"day {i}: missing key {key!r}")
+                raise PlanError(f"day {i}: missing key {key!r}", records)
             v = record[key]
             if not (isinstance(v, str) or (v is None and key != "current_city")):
-                raise PlanError(f"day {i}: {key!r} must be a string, got {type(v).__name__}")
+                raise PlanError(f"day {i}: {key!r} must be a string, got {type(v).__name__}", records)
     return records
 
 
@@ -297,12 +304,14 @@ class _Context:
     TABLES = {"restaurant": ("restaurants_in", "Name"), "attraction": ("attractions_in", "Name"),
               "accommodation": ("accommodations_in", "NAME")}
 
-    def __init__(self, db: Database, query: dict, plan: list, strict: bool):
-        self.db, self.query, self.strict = db, query, strict
+    def __init__(self, db: Database, query: dict, plan: list, mode: str):
+        self.db, self.query, self.mode, self.strict = db, query, mode, mode == "strict"
+        self.crashes: list[str] = []  # official modes: where the official code would raise
+        self.cost: float | None = None  # set by the budget check
         self.org, self.days, self.people = query["org"], query["days"], query["people_number"]
         self.local = query.get("local_constraint") or {}
         self.plan = plan
-        if strict:
+        if self.strict:
             plan = [u for u in plan if u]
         self.units = plan[:self.days]
         self._memo: dict[tuple, list[dict]] = {}
@@ -777,6 +786,12 @@ def _trip_cost(ctx: _Context) -> float:
     return total
 
 
+def _budget(ctx: _Context) -> Verdict:
+    ctx.cost = cost = _trip_cost(ctx)
+    budget = ctx.query["budget"]
+    return (True, None) if cost <= budget else (False, f"the plan costs {cost:g}, over the budget of {budget}")
+
+
 def _drive_cost(ctx: _Context, a: str, b: str, mode: str, i: int) -> int:
     """Cost of the cars (self-driving, 5 people each) or taxis (4 each) for the group."""
     cost = ctx.db.drive_cost(a, b, mode)
@@ -816,7 +831,7 @@ def _room_rule(ctx: _Context) -> Verdict:
     rule = ctx.local.get("house rule")
     if rule is None:
         return None, None
-    banned = (STRICT_RULES if ctx.strict else OFFICIAL_RULES).get(rule)
+    banned = (V1_HOUSE_RULES if ctx.mode == "official_v1" else HOUSE_RULES).get(rule)
     for i, unit in enumerate(ctx.units):
         value = _field(unit, "accommodation", i)
         if _filled(value):
@@ -850,8 +865,6 @@ def _cuisine(ctx: _Context) -> Verdict:
     wanted = ctx.local.get("cuisine")
     if not wanted:
         return None, None
-    if len(set(wanted)) != len(wanted):
-        raise _Crash(f"duplicate cuisines {wanted}: the official check returns no verdict")
     found = set()
     for i, unit in enumerate(ctx.units):
         for meal in MEALS:
@@ -869,7 +882,11 @@ def _cuisine(ctx: _Context) -> Verdict:
                     cuisines = [c.strip() for c in cuisines.split(",")]
                 found.update(c for c in wanted if c in cuisines)
     missing = [c for c in wanted if c not in found]
-    return (False, f"no {missing[0]} meal") if missing else (True, None)
+    if missing:
+        return False, f"no {missing[0]} meal"
+    if len(set(wanted)) != len(wanted) and not ctx.strict:  # quirk 15
+        raise _Crash(f"duplicate cuisines {wanted}, all served: the official check returns None")
+    return True, None
 
 
 def _transport_rule(ctx: _Context) -> Verdict:
@@ -903,7 +920,7 @@ CHECKS = {
                "non_conflicting_transportation": _strict_transportation,
                "minimum_nights": _strict_min_nights},
 }
-HARD_CHECKS = {"room_rule": _room_rule, "room_type": _room_type, "cuisine": _cuisine,
+HARD_CHECKS = {"budget": _budget, "room_rule": _room_rule, "room_type": _room_type, "cuisine": _cuisine,
                "transportation": _transport_rule}
 
 
@@ -914,6 +931,8 @@ class PlanResult:
     hard: dict[str, Verdict] | None  # None when not judged; unset constraint -> (None, None)
     cost: float | None
     hard_applies: tuple[str, ...] = ("budget",)  # budget + the local constraints the query sets
+    mode: str = "official"
+    official_crash: str | None = None  # official modes: why the official eval.py would raise on this plan
 
     @property
     def commonsense_pass(self) -> bool:
@@ -939,17 +958,22 @@ class PlanResult:
                "final_pass": float(self.final_pass)}
         out.update({f"cs_{k}": v for k, v in cs.items()})
         out.update({f"hard_{k}": v for k, v in hard.items()})
+        if self.mode in OFFICIAL_MODES:
+            out["official_would_crash"] = float(self.official_crash is not None)
         return out
 
 
 def _guard(check, ctx: _Context) -> Verdict:
-    """Run one check; where the official code would raise, fail with the reason."""
+    """Run one check; where the official code would raise, fail with the reason (and, in
+    the official modes, note that the official eval.py dies on this plan)."""
     try:
         return check(ctx)
-    except _Crash as e:
-        return False, f"{e} (the official code raises here)"
     except Exception as e:  # malformed records: never let one check take the others down
-        return False, f"cannot evaluate: {type(e).__name__}: {e}"
+        reason = (f"{e} (the official code raises here)" if isinstance(e, _Crash)
+                  else f"cannot evaluate: {type(e).__name__}: {e}")
+        if not ctx.strict:  # official modes do what the official code does up to where it raises
+            ctx.crashes.append(reason)
+        return False, reason
 
 
 def evaluate_plan(db: Database, query: dict, plan: list[dict] | None, mode: str = "official") -> PlanResult:
@@ -959,23 +983,29 @@ def evaluate_plan(db: Database, query: dict, plan: list[dict] | None, mode: str 
     applies = ("budget",) + tuple(k for k in HARD[1:] if (query.get("local_constraint") or {})
                                   .get(LOCAL_KEYS[k]) is not None)
     if not plan:
-        return PlanResult(False, {}, None, None, applies)
+        return PlanResult(False, {}, None, None, applies, mode)
     if not isinstance(plan, list):
         raise ValueError(f"plan must be a list of day records, got {type(plan).__name__}")
-    ctx = _Context(db, query, plan, strict=mode == "strict")
-    commonsense = {name: _guard(CHECKS[mode][name], ctx) for name in COMMONSENSE}
+    ctx = _Context(db, query, plan, mode)
+    checks = CHECKS["strict" if ctx.strict else "official"]
+    commonsense = {name: _guard(checks[name], ctx) for name in COMMONSENSE}
     if not (commonsense["complete_information"][0] and commonsense["within_sandbox"][0]):
-        return PlanResult(True, commonsense, None, None, applies)
-    cost = None
-    try:
-        cost = _trip_cost(ctx)
-        budget = (cost <= query["budget"], None if cost <= query["budget"] else
-                  f"the plan costs {cost:g}, over the budget of {query['budget']}")
-    except Exception as e:
-        budget = (False, f"{e} (the official code raises here)" if isinstance(e, _Crash) else
-                  f"cannot evaluate: {type(e).__name__}: {e}")
-    hard = {"budget": budget, **{name: _guard(HARD_CHECKS[name], ctx) for name in HARD[1:]}}
-    return PlanResult(True, commonsense, hard, cost, applies)
+        return PlanResult(True, commonsense, None, None, applies, mode, _first(ctx.crashes))
+    hard = {name: _guard(HARD_CHECKS[name], ctx) for name in HARD}
+    return PlanResult(True, commonsense, hard, ctx.cost, applies, mode, _first(ctx.crashes))
+
+
+def _first(reasons: list[str]) -> str | None:
+    return reasons[0] if reasons else None
+
+
+def malformed_result(db: Database, query: dict, error: PlanError, mode: str = "official") -> PlanResult:
+    """A plan Questline rejects as malformed: not delivered; in the official modes, flagged
+    when the official evaluator, which takes any list of records, would raise on its records."""
+    result = evaluate_plan(db, query, None, mode)
+    if mode in OFFICIAL_MODES and error.records:
+        result.official_crash = evaluate_plan(db, query, error.records, mode).official_crash
+    return result
 
 
 def local_constraint_count(query: dict) -> int:
@@ -986,12 +1016,14 @@ def local_constraint_count(query: dict) -> int:
 
 def official_metrics(queries: list[dict], results: list[PlanResult]) -> dict[str, float]:
     """eval.py's arithmetic. Micro: passed checks over 8N (commonsense) or over N + the local
-    constraints of all queries (hard). Macro: queries passing all their checks over N."""
+    constraints of all queries (hard). Macro: queries passing all their checks over N.
+    With results of an official mode, also the share of plans on which the official eval.py
+    raises (one such plan and it reports nothing for the whole file)."""
     if len(queries) != len(results):
         raise ValueError(f"{len(queries)} queries but {len(results)} results")
     n = len(queries)
     if n == 0:
-        return dict.fromkeys(METRIC_NAMES, 0.0)
+        return {k: 0.0 for k in METRIC_NAMES if k != "official_would_crash"}
     cs_passed = sum(v[0] is True for r in results if r.delivered for v in r.commonsense.values())
     hard_passed = sum(v[0] is True for r in results if r.hard is not None for v in r.hard.values())
     hard_total = n + sum(local_constraint_count(q) for q in queries)
@@ -1000,7 +1032,9 @@ def official_metrics(queries: list[dict], results: list[PlanResult]) -> dict[str
             "commonsense_macro": sum(r.commonsense_pass for r in results) / n,
             "hard_micro": hard_passed / hard_total,
             "hard_macro": sum(r.hard_pass for r in results) / n,
-            "final_pass": sum(r.final_pass for r in results) / n}
+            "final_pass": sum(r.final_pass for r in results) / n,
+            **({"official_would_crash": sum(r.official_crash is not None for r in results) / n}
+               if any(r.mode in OFFICIAL_MODES for r in results) else {})}
 
 
 def metrics_table(metrics: dict[str, float], title: str = "") -> str:
