@@ -23,7 +23,6 @@ from questline.envs.travelplanner.evaluate import (
     PlanError,
     PlanResult,
     evaluate_plan,
-    malformed_result,
     metrics_table,
     official_metrics,
     parse_plan,
@@ -652,6 +651,7 @@ def test_duplicate_cuisines_crash_the_official_code_only_when_all_are_served(db)
 
 
 def test_malformed_plans_are_flagged_when_the_official_code_would_crash_on_them(db):
+    from questline.envs.travelplanner.evaluate import malformed_result
     for text, crash in ((json.dumps(OFFICIAL_CRASHES["an empty day record"]), True),
                         (json.dumps(OFFICIAL_CRASHES["an integer meal"]), True),
                         (json.dumps(edit(PLAN3, (2, "attraction", 5))), True),

@@ -3,10 +3,17 @@ for rewards, and the official metric arithmetic (delivery rate, micro/macro pass
 final pass rate).
 
 A reimplementation of the official code (OSU-NLP-Group/TravelPlanner,
-evaluation/commonsense_constraint.py, hard_constraint.py, eval.py at 24e017e) on dict
-lookups through `Database` instead of pandas masks. Two modes:
+evaluation/commonsense_constraint.py, hard_constraint.py, eval.py) on dict lookups
+through `Database` instead of pandas masks. Three modes:
 
-`official` reproduces the official verdicts, quirks included:
+`official` follows the current official evaluator: evaluation/ as of 8331615 (its last
+change; repository HEAD da7c1d4, 2025-06-15), tools/ as of b8e48bf.
+`official_v1` follows the evaluator of 3038ffd..24e017e (2024-01-28 to 2024-04-26), which
+results published then (the paper's first tables among them) were computed with: the same
+as `official` except quirk 5. Both were checked verdict for verdict, crashes included,
+against the official source run on ~13,000 mutated plans (0 differences).
+
+The official verdicts, quirks included (both official modes):
  1. Within current city, on a day without travel, takes the city string itself as the
     "list of cities", so every test iterates over its *characters*: a meal passes when
     any one letter of the city name occurs in it, a transportation when every letter
@@ -17,9 +24,8 @@ lookups through `Database` instead of pandas masks. Two modes:
     city; an empty name matches every entity of the city. The first match (table order)
     gives prices, house rules and room types.
  4. Minimum nights is only checked when exactly one accommodation matches the name.
- 5. The room-rule check compares the query with 'parities', so 'parties' is never
-    checked (commit ed379c4 of hard_constraint.py spells it right; we follow the code
-    that eval.py 24e017e ran with, the one the task names).
+ 5. House rules: `official` rejects a 'No parties' accommodation for a 'parties' query;
+    `official_v1` compares the query with 'parities' (fixed in ed379c4), so it never does.
  6. Cuisine: a meal in the query's origin city `continue`s the day loop, so the rest of
     that day's meals are not looked at; cuisines match by substring of 'Cuisines'.
  7. Non-conflicting transportation fails when day 1 has no transportation.
@@ -37,12 +43,20 @@ lookups through `Database` instead of pandas masks. Two modes:
 12. The transportation hard constraint is case-sensitive ('Flight', 'Self-driving').
 13. Within sandbox checks a flight by number and route, not by date, and does not check a
     transportation that names no flight number, self-driving or taxi at all.
-14. Where the official code raises (an unreadable 'from A to B', a flight string without
-    'Flight Number: ', a missing key, a null current_city, a drive without a route in the
-    budget, duplicate cuisines in the query), the whole official run dies; here that one
-    check fails with a reason that says so and the other checks go on.
+14. Where the official code raises (an empty record or a record without current_city or
+    transportation among the first `days`; a null or non-text current_city, accommodation or
+    attraction, an integer meal; 'from' in current_city without 'from A to B'; a flight
+    without 'Flight Number: ' exactly: 'flight number:' or 'Flight Number:F1'), the whole
+    official eval.py run dies. Deliberate deviation (training needs a verdict per plan): that
+    one check fails with a reason that says so, the other checks go on, and the plan is
+    flagged (`PlanResult.official_crash`, metric `official_would_crash`, its share in
+    `official_metrics` and the env's aggregate) so a user comparing with the leaderboard
+    knows how many plans the official script would not have scored.
+15. A query that lists a cuisine twice never passes the cuisine check: it fails when a
+    cuisine is missing; when all are served the check returns None and eval.py raises (14).
 
-`strict` judges the constraints as the paper states them; differences from `official`:
+`strict` judges the constraints as the paper states them (no `official_would_crash`);
+differences from `official`:
  - within current city: meals and attractions must be in one of the day's cities and the
    accommodation in the day's final city (parsed "Name, City", exact city); on a travel day
    the transportation must go from the day's first to its last city, and a day without
@@ -54,9 +68,9 @@ lookups through `Database` instead of pandas masks. Two modes:
    transportation mode fails;
  - minimum nights is checked whenever the accommodation is found; runs of the same
    accommodation are counted by (name, city);
- - house rule 'parties' is checked; the transportation constraint is case-insensitive;
- - cuisine: each meal is judged on its own (only meals in the origin city are skipped) and a
-   cuisine must be one of the comma-separated 'Cuisines';
+ - the transportation constraint is case-insensitive;
+ - cuisine: each meal is judged on its own (only meals in the origin city are skipped), a
+   cuisine must be one of the comma-separated 'Cuisines', and a cuisine listed twice counts once;
  - non-conflicting transportation does not require transportation on day 1;
  - complete information: exactly `days` non-empty records; null and '-' are both empty;
    only the 6 activity fields count toward "at most half empty";
@@ -64,8 +78,20 @@ lookups through `Database` instead of pandas masks. Two modes:
    chain (each day starts where the previous one ended), no city is revisited, and every
    visited city is the destination city (or lies in the destination state);
  - the budget prices each flight from the row that matches number, route and date.
-Hard constraints are judged, in both modes, only when complete information and within
+Hard constraints are judged, in every mode, only when complete information and within
 sandbox pass (as eval.py does).
+
+Other deliberate deviations from the official code, with their reasons:
+ - a plan text whose records are malformed (an empty record between days, a missing key, a
+   non-text value) is not delivered, where eval.py, which gets records from an LLM parsing
+   step, judges them or raises: here the agent writes the records itself, and a malformed
+   plan must cost it (`malformed_result` still flags those the official code raises on);
+ - trailing empty records are dropped (the annotated plans pad with {} after the last day,
+   which eval.py ignores); a plan padded with {} *before* its last day (fewer records than
+   days) makes eval.py raise, here it fails complete information, not flagged;
+ - `official_metrics` divides by the number of queries given and counts every local
+   constraint in the hard micro denominator, where eval.py hard-codes 45/180/1000 queries
+   and does not count a medium query's transportation (the official queries have none).
 """
 
 from __future__ import annotations
