@@ -612,12 +612,16 @@ OFFICIAL_CRASHES = {
     "null accommodation": edit(PLAN3, (1, "accommodation", None)),
     "an integer meal": edit(PLAN3, (2, "lunch", 7)),
     "'from' without 'A to B'": edit(PLAN3, (2, "current_city", "from Austin")),
+    "a list as a meal": edit(PLAN3, (2, "breakfast", ["Curry House, Austin"])),
 }
 OFFICIAL_ANSWERS = {  # unusual, but the official code answers
     "null lunch": edit(PLAN3, (2, "lunch", None)),
     "a text 'days'": edit(PLAN3, (2, "days", "two")),
     "an empty record after the last day": PLAN3 + [{}, PLAN3[1]],
     "lower-case 'self-driving'": edit(PLAN3, (3, "transportation", DRIVE_BACK.lower())),
+    # the sandbox check stops at day 1's unknown dinner, before it reads day 2's list
+    "a list as a meal, after an unknown one": edit(PLAN3, (1, "dinner", "Ghost Kitchen, Austin"),
+                                                   (2, "breakfast", ["Curry House, Austin"])),
 }
 
 

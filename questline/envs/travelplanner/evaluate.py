@@ -530,14 +530,14 @@ def _official_city_route(ctx: _Context) -> Verdict:
 
 
 def _official_restaurants(ctx: _Context) -> Verdict:
-    seen = set()
+    seen = []  # a list, as the official code has: a non-text value (a list) is compared, not hashed
     for i, unit in enumerate(ctx.units):
         for meal in MEALS:
             value = unit.get(meal)
             if _filled(value):
                 if value in seen:
                     return False, f"day {i + 1}: {meal} {value!r} is repeated"
-                seen.add(value)
+                seen.append(value)
     return True, None
 
 
