@@ -30,8 +30,8 @@ int(km x 0.05) per car and int(km) per taxi; a drive whose duration says 'day' h
 Deliberate deviations, each with its reason:
  - distances are parsed with float(), not eval(): the same numbers for every 'N km' value
    in the official file, and no code is executed from a data file;
- - a generated world has no `cost` column values in distance.csv (the official file's
-   column is empty too) and no flights file unless the world has flights.
+ - entities are looked up through dict indexes (by city, flight number, route), not pandas
+   masks: the same rows in the same order, far faster for RL rollouts.
 """
 
 from __future__ import annotations

@@ -12,15 +12,14 @@ Results are tables rendered two ways that hold the same information:
 small models). A bad call returns (False, message); nothing here raises for what an
 agent writes.
 
-Official behaviours kept on purpose: AccommodationSearch answers an empty city with
-"There is no attraction in this city." (the official API's message); GoogleDistanceMatrix
-drops a '(State)' suffix from city names, reads a route's first row in distance.csv and
-answers "No valid information." when that row is empty or the drive takes days.
-Deliberate deviations from the official tools (OSU-NLP-Group/TravelPlanner da7c1d4), with
-their reasons: cities and dates are validated before searching (clear errors for an
-agent); GoogleDistanceMatrix takes only the modes 'self-driving' and 'taxi' (any case),
-where the official tool takes any mode and answers 'cost: None' for one without 'driving'
-(no plan can use such a drive).
+Official behaviours kept on purpose (OSU-NLP-Group/TravelPlanner da7c1d4): AccommodationSearch
+answers an empty city with "There is no attraction in this city." (the official API's
+message); cities and dates are validated before searching, with the official messages;
+GoogleDistanceMatrix drops a '(State)' suffix from city names, reads a route's first row in
+distance.csv and answers "No valid information." when that row is empty or the drive takes
+days. Deliberate deviation: GoogleDistanceMatrix takes only the modes 'self-driving' and
+'taxi' (any case, answered in lower case), where the official tool takes any mode and
+answers 'cost: None' for one without 'driving' (no plan can use such a drive).
 """
 
 from __future__ import annotations
