@@ -11,7 +11,7 @@ change; repository HEAD da7c1d4, 2025-06-15), tools/ as of b8e48bf.
 `official_v1` follows the evaluator of 3038ffd..24e017e (2024-01-28 to 2024-04-26), which
 results published then (the paper's first tables among them) were computed with: the same
 as `official` except quirk 5. Both were checked verdict for verdict, crashes included,
-against the official source run on ~13,000 mutated plans (0 differences).
+against the official source run on 8,166 mutated plans each (0 differences).
 
 The official verdicts, quirks included (both official modes):
  1. Within current city, on a day without travel, takes the city string itself as the
