@@ -354,3 +354,23 @@ def test_json_arguments_are_matched_by_name_never_by_position(world_dir):
     assert s.info["invalid_action"] and s.observation.startswith("Denver, Colorado is not valid city")
     s = step({"description": "flights, Denver to Austin"}, name="NotebookWrite")
     assert not s.info.get("invalid_action") and env.tools.notebook[-1]["Short Description"] == "flights, Denver to Austin"
+
+
+def test_plans_the_official_evaluator_crashes_on_are_counted(world_dir):
+    """Each episode says whether the official eval.py would raise on its plan (it then reports
+    nothing for the whole file); aggregate() gives the share, next to the official metrics."""
+    from types import SimpleNamespace
+    lower = [dict(PLAN[0], transportation=PLAN[0]["transportation"].replace("Flight Number", "flight number"))] + PLAN[1:]
+    episodes = []
+    for plan in (PLAN, lower, [PLAN[0], {}, PLAN[2]]):  # valid, crashes when judged, crashes (malformed here)
+        env = make("travelplanner", world=world_dir)
+        env.reset(task())
+        step = env.step(format_plan(plan, "react"))
+        episodes.append(SimpleNamespace(metrics=step.info["metrics"], task=task()))
+    assert [e.metrics["official_would_crash"] for e in episodes] == [0.0, 1.0, 1.0]
+    assert [e.metrics["delivered"] for e in episodes] == [1.0, 1.0, 0.0]
+    totals = type(env).aggregate(episodes)
+    assert totals["official_would_crash"] == pytest.approx(2 / 3) and totals["final_pass"] == pytest.approx(1 / 3)
+    env = make("travelplanner", world=world_dir, eval_mode="strict")
+    env.reset(task())
+    assert "official_would_crash" not in env.step(format_plan(lower, "react")).info["metrics"]

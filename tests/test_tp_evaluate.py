@@ -166,10 +166,16 @@ class Case:
     plan: list[dict]
     official: bool
     strict: bool
+    official_v1: bool | None = None  # where the old official code (24e017e) differs
+
+    def expected(self, mode: str) -> bool:
+        if mode == "official_v1" and self.official_v1 is not None:
+            return self.official_v1
+        return self.strict if mode == "strict" else self.official
 
 
-def hard_case(constraint, name, plan=PLAN3, official=True, strict=True, **query_kw):
-    return Case(constraint, name, lambda: query3(**query_kw), plan, official, strict)
+def hard_case(constraint, name, plan=PLAN3, official=True, strict=True, official_v1=None, **query_kw):
+    return Case(constraint, name, lambda: query3(**query_kw), plan, official, strict, official_v1)
 
 
 def cs_case(constraint, name, plan, official, strict, query=query3):
@@ -272,8 +278,8 @@ CASES = [
     hard_case("room_rule", "smoking allowed", house_rule="smoking"),
     hard_case("room_rule", "no smoking", house_rule="smoking", official=False, strict=False,
               plan=edit(PLAN3, (1, "accommodation", "Cozy Loft, Austin"), (2, "accommodation", "Cozy Loft, Austin"))),
-    # official compares with 'parities': parties are never checked
-    hard_case("room_rule", "no parties", house_rule="parties", strict=False,
+    # official_v1 (before ed379c4) compares with 'parities': parties are never checked
+    hard_case("room_rule", "no parties", house_rule="parties", official=False, strict=False, official_v1=True,
               plan=edit(PLAN3, (1, "accommodation", "Cozy Loft, Austin"), (2, "accommodation", "Cozy Loft, Austin"))),
     hard_case("room_rule", "visitors", house_rule="visitors", official=False, strict=False),
     # room type
@@ -303,7 +309,7 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.constraint}: {c.name}" for c in CASES])
 def test_constraint(db, case: Case, mode: str):
     result = evaluate_plan(db, case.query(), case.plan, mode)
-    expected = case.official if mode == "official" else case.strict
+    expected = case.expected(mode)
     if case.constraint in HARD:
         assert result.hard is not None, result.commonsense  # judged
         verdict = result.hard[case.constraint]
@@ -314,9 +320,9 @@ def test_constraint(db, case: Case, mode: str):
 
 
 def test_cases_cover_every_constraint():
-    for mode in ("official", "strict"):
+    for mode in MODES:
         for constraint in COMMONSENSE + HARD:
-            outcomes = {getattr(c, mode) for c in CASES if c.constraint == constraint}
+            outcomes = {c.expected(mode) for c in CASES if c.constraint == constraint}
             assert outcomes == {True, False}, (mode, constraint)
     assert any(c.official and not c.strict for c in CASES)
     assert any(c.strict and not c.official for c in CASES)
@@ -366,14 +372,14 @@ def test_per_episode_metrics(db):
 
 
 # ------------------------------------------------------------------ official metric arithmetic
-def result_of(delivered=True, cs_fail=(), hard=None) -> PlanResult:
+def result_of(delivered=True, cs_fail=(), hard=None, crash=None) -> PlanResult:
     """A result with the named commonsense checks failing and `hard` verdicts (None: not judged)."""
     if not delivered:
         return PlanResult(False, {}, None, None)
     cs = {c: (c not in cs_fail, None if c not in cs_fail else "x") for c in COMMONSENSE}
     if hard is not None:
         hard = {h: (hard.get(h), None) for h in HARD}
-    return PlanResult(True, cs, hard, None)
+    return PlanResult(True, cs, hard, None, official_crash=crash)
 
 
 def q(level, *local) -> dict:
@@ -391,7 +397,7 @@ def test_official_metrics_arithmetic():
         result_of(delivered=False),                                                    # 1: 0 cs
         result_of(hard={"budget": T}),                                                 # 2: 8 cs, 1 hard, all pass
         result_of(cs_fail={"diverse_restaurants"}, hard={"budget": F}),                # 3: 7 cs, 0 hard
-        result_of(cs_fail={"within_sandbox", "within_current_city"}),                  # 4: 6 cs, not judged
+        result_of(cs_fail={"within_sandbox", "within_current_city"}, crash="x"),       # 4: 6 cs, not judged
         result_of(hard={"budget": T, "room_type": T}),                                 # 5: 8 cs, 2 hard, all pass
         result_of(cs_fail={"complete_information"}),                                   # 6: 7 cs, not judged
         result_of(delivered=False),                                                    # 7: 0 cs
@@ -409,6 +415,7 @@ def test_official_metrics_arithmetic():
         "hard_micro": Fraction(1 + 0 + 2 + 3 + 4 + 4, 22),                # 14 / 22
         "hard_macro": Fraction(4, 10),                                    # 2, 5, 9, 10 (3, 8 fail one)
         "final_pass": Fraction(3, 10),                                    # 2, 5, 10
+        "official_would_crash": Fraction(1, 10),                          # 4
     }
     assert m == pytest.approx({k: float(v) for k, v in expected.items()})
     table = metrics_table(m, "toy")
@@ -537,8 +544,125 @@ def test_annotated_plans_pass_official(training):
     assert result.final_pass, (result.commonsense, result.hard)
     results = [evaluate_plan(d, q_, p, "official") for q_, d, p in training[:41]] + [result] + \
         [evaluate_plan(d, q_, p, "official") for q_, d, p in training[42:]]
-    assert official_metrics([t[0] for t in training], results) == dict.fromkeys(official_metrics([], []), 1.0)
+    assert official_metrics([t[0] for t in training], results) == {
+        **dict.fromkeys(official_metrics([], []), 1.0), "official_would_crash": 0.0}
     # strict (reported, not asserted): 44/45 pass; plan 41 visits San Angelo (day 4) and Houston
     # (day 5) attractions while staying in San Antonio, which strict within-current-city rejects.
     strict = evaluate_plan(db, query, plan, "strict")
     print("plan 41 strict:", {k: v for k, v in strict.commonsense.items() if v[0] is False})
+
+
+# ------------------------------------------------------------------ fidelity to the official code
+def test_a_route_listed_twice_reads_its_first_row(tmp_path):
+    """distance.csv lists some routes more than once with different rows; the official tool and
+    evaluator read the first row (`data[...].values[0]`), even when it is empty."""
+    from questline.envs.travelplanner.tools import Tools
+    root = make_db().save(tmp_path)
+    with open(root / "googleDistanceMatrix/distance.csv", "a") as f:
+        f.write('Dallas,Austin,,3 hours 50 mins,"400 km"\n'   # a second, longer Dallas -> Austin
+                "Columbus,Dayton,,,\n"                         # an empty first row ...
+                'Columbus,Dayton,,1 hour 10 mins,"115 km"\n')  # ... and a filled second one
+    db = Database.load(root)
+    tools = Tools(db)
+    assert tools.call("GoogleDistanceMatrix", ["Dallas", "Austin", "taxi"]).text == \
+        "taxi, from Dallas to Austin, duration: 3 hours 10 mins, distance: 314 km, cost: 314"
+    assert tools.call("GoogleDistanceMatrix", ["Dallas(Texas)", "Austin", "self-driving"]).text.endswith("cost: 15")
+    assert tools.call("GoogleDistanceMatrix", ["Columbus", "Dayton", "taxi"]).text == "No valid information."
+    # PLAN5 takes the taxi Dallas -> Austin: 314 from the first row (400 from the second)
+    result = evaluate_plan(db, dict(query5(), budget=PLAN5_COST), PLAN5)
+    assert result.cost == PLAN5_COST and result.hard["budget"] == (True, None)
+
+
+def test_official_distance_file_reads_first_rows():
+    """On the official database: Orlando -> Dallas is listed twice (1,753 km, then 1,748 km)."""
+    if DATA is None:
+        pytest.skip("official TravelPlanner data not found")
+    from questline.envs.travelplanner.tools import Tools
+    db = Database.load(DATA / "database")
+    assert Tools(db).call("GoogleDistanceMatrix", ["Orlando", "Dallas", "taxi"]).text == \
+        "taxi, from Orlando to Dallas, duration: 15 hours 48 mins, distance: 1,753 km, cost: 1753"
+    # a 3-day taxi trip for one person, priced by the evaluator
+    def unique(rows, key, n):  # names no other name in the city contains (substring matching)
+        names = [r[key] for r in rows]
+        return [r for r in rows if sum(r[key] in other for other in names) == 1][:n]
+    meals = unique(db.restaurants_in("Dallas"), "Name", 6)
+    sights = unique(db.attractions_in("Dallas"), "Name", 2)
+    hotel_row = unique([h for h in db.accommodations_in("Dallas") if h["minimum nights"] <= 2], "NAME", 1)[0]
+    at = [f"{r['Name']}, Dallas" for r in meals]
+    stay = f"{hotel_row['NAME']}, Dallas"
+    plan = [day(1, "from Orlando to Dallas", "Taxi, from Orlando to Dallas", "-", f"{sights[0]['Name']}, Dallas;",
+                at[0], at[1], stay),
+            day(2, "Dallas", "-", at[2], f"{sights[1]['Name']}, Dallas;", at[3], at[4], stay),
+            day(3, "from Dallas to Orlando", "Taxi, from Dallas to Orlando", at[5], "-", "-", "-", "-")]
+    query = {"org": "Orlando", "dest": "Dallas", "days": 3, "visiting_city_number": 1, "people_number": 1,
+             "date": ["2022-03-01", "2022-03-02", "2022-03-03"], "budget": 10_000,
+             "local_constraint": dict(NO_LOCAL), "level": "easy"}
+    result = evaluate_plan(db, query, plan)
+    assert result.commonsense_pass, result.commonsense
+    back = db.drive_cost("Dallas", "Orlando", "taxi")
+    assert result.cost == 1753 + back + sum(r["Average Cost"] for r in meals) + 2 * hotel_row["price"]
+
+
+# plans on which the official eval.py (evaluation/ at 8331615) raises, found by running it
+OFFICIAL_CRASHES = {
+    "an empty day record": [PLAN3[0], {}, PLAN3[2]],
+    "lower-case 'flight number:'": edit(PLAN3, (1, "transportation", FLIGHT_OUT.replace("Flight Number", "flight number"))),
+    "no space after 'Flight Number:'": edit(PLAN3, (1, "transportation", FLIGHT_OUT.replace(": F1", ":F1"))),
+    "null current_city": edit(PLAN3, (2, "current_city", None)),
+    "null accommodation": edit(PLAN3, (1, "accommodation", None)),
+    "an integer meal": edit(PLAN3, (2, "lunch", 7)),
+    "'from' without 'A to B'": edit(PLAN3, (2, "current_city", "from Austin")),
+    "a list as a meal": edit(PLAN3, (2, "breakfast", ["Curry House, Austin"])),
+}
+OFFICIAL_ANSWERS = {  # unusual, but the official code answers
+    "null lunch": edit(PLAN3, (2, "lunch", None)),
+    "a text 'days'": edit(PLAN3, (2, "days", "two")),
+    "an empty record after the last day": PLAN3 + [{}, PLAN3[1]],
+    "lower-case 'self-driving'": edit(PLAN3, (3, "transportation", DRIVE_BACK.lower())),
+    # the sandbox check stops at day 1's unknown dinner, before it reads day 2's list
+    "a list as a meal, after an unknown one": edit(PLAN3, (1, "dinner", "Ghost Kitchen, Austin"),
+                                                   (2, "breakfast", ["Curry House, Austin"])),
+}
+
+
+@pytest.mark.parametrize("name", OFFICIAL_CRASHES)
+def test_plans_the_official_code_crashes_on_are_flagged(db, name):
+    plan = OFFICIAL_CRASHES[name]
+    for mode in ("official", "official_v1"):
+        result = evaluate_plan(db, query3(), plan, mode)  # never raises
+        assert result.official_crash and not result.final_pass
+        assert result.metrics()["official_would_crash"] == 1.0
+    assert "official_would_crash" not in evaluate_plan(db, query3(), plan, "strict").metrics()
+
+
+def test_plans_the_official_code_answers_are_not_flagged(db):
+    for name, plan in OFFICIAL_ANSWERS.items():
+        for mode in ("official", "official_v1"):
+            result = evaluate_plan(db, query3(), plan, mode)
+            assert result.official_crash is None, (name, result.official_crash)
+            assert result.metrics()["official_would_crash"] == 0.0
+    assert evaluate_plan(db, query3(), None).metrics()["official_would_crash"] == 0.0  # not delivered
+
+
+def test_duplicate_cuisines_crash_the_official_code_only_when_all_are_served(db):
+    """With ['Mexican', 'Mexican'] the official cuisine check finds at most 1 of 2: it returns
+    False when Mexican is missing, and None (eval.py then raises) when it is served."""
+    served = evaluate_plan(db, query3(cuisine=["Mexican", "Mexican"]), PLAN3)
+    assert served.official_crash and served.hard["cuisine"][0] is False
+    missing = evaluate_plan(db, query3(cuisine=["Indian", "Indian"]), edit(PLAN3, (2, "breakfast", "Corner Cafe, Austin")))
+    assert missing.official_crash is None and missing.hard["cuisine"] == (False, "no Indian meal")
+    assert evaluate_plan(db, query3(cuisine=["Mexican", "Mexican"]), PLAN3, "strict").hard["cuisine"] == (True, None)
+
+
+def test_malformed_plans_are_flagged_when_the_official_code_would_crash_on_them(db):
+    from questline.envs.travelplanner.evaluate import malformed_result
+    for text, crash in ((json.dumps(OFFICIAL_CRASHES["an empty day record"]), True),
+                        (json.dumps(OFFICIAL_CRASHES["an integer meal"]), True),
+                        (json.dumps(edit(PLAN3, (2, "attraction", 5))), True),
+                        (json.dumps([{k: v for k, v in d.items() if k != "breakfast"} for d in PLAN3]), False),
+                        ("[{'days': 1,", False)):
+        with pytest.raises(PlanError) as e:
+            parse_plan(text)
+        result = malformed_result(db, query3(), e.value)
+        assert not result.delivered and (result.official_crash is not None) is crash, text
+        assert "official_would_crash" not in malformed_result(db, query3(), e.value, "strict").metrics()

@@ -21,6 +21,17 @@ the same code:
     googleDistanceMatrix/distance.csv      origin, destination, cost, duration, distance
 
 Rows are plain dicts keyed by the official column names.
+
+Faithful to the official tools (OSU-NLP-Group/TravelPlanner at da7c1d4; tools/ last
+changed at b8e48bf): tables drop rows with a missing value, as `pd.read_csv().dropna()`
+does; a route listed more than once in distance.csv (25 pairs differ between copies)
+gives its FIRST row, as the official `data[...].values[0]` does; drive costs are
+int(km x 0.05) per car and int(km) per taxi; a drive whose duration says 'day' has no cost.
+Deliberate deviations, each with its reason:
+ - distances are parsed with float(), not eval(): the same numbers for every 'N km' value
+   in the official file, and no code is executed from a data file;
+ - entities are looked up through dict indexes (by city, flight number, route), not pandas
+   masks: the same rows in the same order, far faster for RL rollouts.
 """
 
 from __future__ import annotations
@@ -184,8 +195,10 @@ class Database:
             frame = pd.read_csv(root / DISTANCE_FILE)
             for r in frame.to_dict("records"):
                 ok = isinstance(r["duration"], str) and isinstance(r["distance"], str)
-                distances[(r["origin"], r["destination"])] = (
-                    {"duration": r["duration"], "distance": r["distance"]} if ok else {})
+                # the official file lists some routes twice with different rows (25 pairs);
+                # the official tool and evaluator read the first
+                distances.setdefault((r["origin"], r["destination"]),
+                                     {"duration": r["duration"], "distance": r["distance"]} if ok else {})
         return cls(cities=cities, distances=distances, **tables)
 
     @classmethod

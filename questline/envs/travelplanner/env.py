@@ -76,7 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "mode": "two-stage",
     "syntax": "react",
     "render": "table",        # table | compact observations (same information)
-    "eval_mode": "official",  # official | strict constraints
+    "eval_mode": "official",  # official | official_v1 | strict (evaluate.py)
     "days": [3, 5, 7],        # trip lengths of generated queries
     "max_steps": None,        # None: 30 (react) or 60 (json)
     "faults": None,           # {"rate": 0.05, "kinds": [...], "exclude_infra": False}
@@ -230,16 +230,17 @@ class TravelPlannerEnv(Env):
         try:
             plan = tp_eval.parse_plan(text)
         except tp_eval.PlanError as e:
-            return self._end(f"Invalid plan: {e}", {"invalid_action": True, "stop": "malformed_plan"})
+            return self._end(f"Invalid plan: {e}", {"invalid_action": True, "stop": "malformed_plan"},
+                             result=tp_eval.malformed_result(self.db, self.query, e, self.cfg["eval_mode"]))
         result = tp_eval.evaluate_plan(self.db, self.query, plan, self.cfg["eval_mode"])
         self.done = True
         return Step("Plan received.", 0.0, True,
                     {"metrics": self._metrics(result), "plan": plan, "state_key": self.state_key()})
 
-    def _end(self, obs: str, info: dict, truncated: bool = False) -> Step:
+    def _end(self, obs: str, info: dict, truncated: bool = False, result=None) -> Step:
         """End without a delivered plan."""
         self.done = True
-        info = {**info, "metrics": self._metrics(None), "state_key": self.state_key()}
+        info = {**info, "metrics": self._metrics(result), "state_key": self.state_key()}
         if truncated:
             info["truncated"] = True
         return Step(obs, 0.0, True, info)
@@ -294,9 +295,11 @@ class TravelPlannerEnv(Env):
         mean = lambda key: sum(t.metrics.get(key, 0.0) for t in trajs) / n  # noqa: E731
         totals = [1 + sum(v is not None for v in t.task.spec["local_constraint"].values()) for t in trajs]
         hard_passed = sum(t.metrics.get("hard_micro", 0.0) * k for t, k in zip(trajs, totals))
+        crash = ({"official_would_crash": mean("official_would_crash")}  # official eval modes
+                 if any("official_would_crash" in t.metrics for t in trajs) else {})
         return {"delivery_rate": mean("delivered"), "commonsense_micro": mean("commonsense_micro"),
                 "commonsense_macro": mean("commonsense_macro"), "hard_micro": hard_passed / sum(totals),
-                "hard_macro": mean("hard_macro"), "final_pass": mean("final_pass")}
+                "hard_macro": mean("hard_macro"), "final_pass": mean("final_pass"), **crash}
 
     # ------------------------------------------------------------ scripted policies
     def scripted_action(self, policy: str) -> str:

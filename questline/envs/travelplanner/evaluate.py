@@ -3,10 +3,17 @@ for rewards, and the official metric arithmetic (delivery rate, micro/macro pass
 final pass rate).
 
 A reimplementation of the official code (OSU-NLP-Group/TravelPlanner,
-evaluation/commonsense_constraint.py, hard_constraint.py, eval.py at 24e017e) on dict
-lookups through `Database` instead of pandas masks. Two modes:
+evaluation/commonsense_constraint.py, hard_constraint.py, eval.py) on dict lookups
+through `Database` instead of pandas masks. Three modes:
 
-`official` reproduces the official verdicts, quirks included:
+`official` follows the current official evaluator: evaluation/ as of 8331615 (its last
+change; repository HEAD da7c1d4, 2025-06-15), tools/ as of b8e48bf.
+`official_v1` follows the evaluator of 3038ffd..24e017e (2024-01-28 to 2024-04-26), which
+results published then (the paper's first tables among them) were computed with: the same
+as `official` except quirk 5. Both were checked verdict for verdict, crashes included,
+against the official source run on 8,166 mutated plans each (0 differences).
+
+The official verdicts, quirks included (both official modes):
  1. Within current city, on a day without travel, takes the city string itself as the
     "list of cities", so every test iterates over its *characters*: a meal passes when
     any one letter of the city name occurs in it, a transportation when every letter
@@ -17,9 +24,8 @@ lookups through `Database` instead of pandas masks. Two modes:
     city; an empty name matches every entity of the city. The first match (table order)
     gives prices, house rules and room types.
  4. Minimum nights is only checked when exactly one accommodation matches the name.
- 5. The room-rule check compares the query with 'parities', so 'parties' is never
-    checked (commit ed379c4 of hard_constraint.py spells it right; we follow the code
-    that eval.py 24e017e ran with, the one the task names).
+ 5. House rules: `official` rejects a 'No parties' accommodation for a 'parties' query;
+    `official_v1` compares the query with 'parities' (fixed in ed379c4), so it never does.
  6. Cuisine: a meal in the query's origin city `continue`s the day loop, so the rest of
     that day's meals are not looked at; cuisines match by substring of 'Cuisines'.
  7. Non-conflicting transportation fails when day 1 has no transportation.
@@ -37,12 +43,20 @@ lookups through `Database` instead of pandas masks. Two modes:
 12. The transportation hard constraint is case-sensitive ('Flight', 'Self-driving').
 13. Within sandbox checks a flight by number and route, not by date, and does not check a
     transportation that names no flight number, self-driving or taxi at all.
-14. Where the official code raises (an unreadable 'from A to B', a flight string without
-    'Flight Number: ', a missing key, a null current_city, a drive without a route in the
-    budget, duplicate cuisines in the query), the whole official run dies; here that one
-    check fails with a reason that says so and the other checks go on.
+14. Where the official code raises (an empty record or a record without current_city or
+    transportation among the first `days`; a null or non-text current_city, accommodation or
+    attraction, an integer meal; 'from' in current_city without 'from A to B'; a flight
+    without 'Flight Number: ' exactly: 'flight number:' or 'Flight Number:F1'), the whole
+    official eval.py run dies. Deliberate deviation (training needs a verdict per plan): that
+    one check fails with a reason that says so, the other checks go on, and the plan is
+    flagged (`PlanResult.official_crash`, metric `official_would_crash`, its share in
+    `official_metrics` and the env's aggregate) so a user comparing with the leaderboard
+    knows how many plans the official script would not have scored.
+15. A query that lists a cuisine twice never passes the cuisine check: it fails when a
+    cuisine is missing; when all are served the check returns None and eval.py raises (14).
 
-`strict` judges the constraints as the paper states them; differences from `official`:
+`strict` judges the constraints as the paper states them (no `official_would_crash`);
+differences from `official`:
  - within current city: meals and attractions must be in one of the day's cities and the
    accommodation in the day's final city (parsed "Name, City", exact city); on a travel day
    the transportation must go from the day's first to its last city, and a day without
@@ -54,9 +68,9 @@ lookups through `Database` instead of pandas masks. Two modes:
    transportation mode fails;
  - minimum nights is checked whenever the accommodation is found; runs of the same
    accommodation are counted by (name, city);
- - house rule 'parties' is checked; the transportation constraint is case-insensitive;
- - cuisine: each meal is judged on its own (only meals in the origin city are skipped) and a
-   cuisine must be one of the comma-separated 'Cuisines';
+ - the transportation constraint is case-insensitive;
+ - cuisine: each meal is judged on its own (only meals in the origin city are skipped), a
+   cuisine must be one of the comma-separated 'Cuisines', and a cuisine listed twice counts once;
  - non-conflicting transportation does not require transportation on day 1;
  - complete information: exactly `days` non-empty records; null and '-' are both empty;
    only the 6 activity fields count toward "at most half empty";
@@ -64,8 +78,20 @@ lookups through `Database` instead of pandas masks. Two modes:
    chain (each day starts where the previous one ended), no city is revisited, and every
    visited city is the destination city (or lies in the destination state);
  - the budget prices each flight from the row that matches number, route and date.
-Hard constraints are judged, in both modes, only when complete information and within
+Hard constraints are judged, in every mode, only when complete information and within
 sandbox pass (as eval.py does).
+
+Other deliberate deviations from the official code, with their reasons:
+ - a plan text whose records are malformed (an empty record between days, a missing key, a
+   non-text value) is not delivered, where eval.py, which gets records from an LLM parsing
+   step, judges them or raises: here the agent writes the records itself, and a malformed
+   plan must cost it (`malformed_result` still flags those the official code raises on);
+ - trailing empty records are dropped (the annotated plans pad with {} after the last day,
+   which eval.py ignores); a plan padded with {} *before* its last day (fewer records than
+   days) makes eval.py raise, here it fails complete information, not flagged;
+ - `official_metrics` divides by the number of queries given and counts every local
+   constraint in the hard micro denominator, where eval.py hard-codes 45/180/1000 queries
+   and does not count a medium query's transportation (the official queries have none).
 """
 
 from __future__ import annotations
@@ -84,7 +110,8 @@ COMMONSENSE = ("within_sandbox", "complete_information", "within_current_city", 
                "diverse_restaurants", "diverse_attractions", "non_conflicting_transportation",
                "minimum_nights")
 HARD = ("budget", "room_rule", "room_type", "cuisine", "transportation")
-MODES = ("official", "strict")
+MODES = ("official", "official_v1", "strict")
+OFFICIAL_MODES = ("official", "official_v1")
 
 # hard constraint -> key in the query's local_constraint (budget is always set)
 LOCAL_KEYS = {"room_rule": "house rule", "room_type": "room type", "cuisine": "cuisine",
@@ -94,23 +121,29 @@ METRIC_NAMES = {"delivery_rate": "Delivery Rate",
                 "commonsense_macro": "Commonsense Constraint Macro Pass Rate",
                 "hard_micro": "Hard Constraint Micro Pass Rate",
                 "hard_macro": "Hard Constraint Macro Pass Rate",
-                "final_pass": "Final Pass Rate"}
+                "final_pass": "Final Pass Rate",
+                "official_would_crash": "Plans the official eval.py crashes on"}
 FIELDS = ("current_city", "transportation", "breakfast", "attraction", "lunch", "dinner", "accommodation")
 ACTIVITIES = FIELDS[1:]
 MEALS = ("breakfast", "lunch", "dinner")
 NOT_NEEDED = "You don't need to fill in the information for this or later days."
-# house rule asked for -> the accommodation rule that forbids it; the official code spells
-# 'parties' as 'parities', so a 'parties' query is never checked (quirk 5)
-STRICT_RULES = {"smoking": "No smoking", "parties": "No parties", "children under 10": "No children under 10",
-                "visitors": "No visitors", "pets": "No pets"}
-OFFICIAL_RULES = {("parities" if k == "parties" else k): v for k, v in STRICT_RULES.items()}
+# house rule asked for -> the accommodation rule that forbids it; the official code before
+# ed379c4 spells 'parties' as 'parities', so official_v1 never checks a 'parties' query
+HOUSE_RULES = {"smoking": "No smoking", "parties": "No parties", "children under 10": "No children under 10",
+               "visitors": "No visitors", "pets": "No pets"}
+V1_HOUSE_RULES = {("parities" if k == "parties" else k): v for k, v in HOUSE_RULES.items()}
 ROOM_TYPES = {"shared room": "Shared room", "private room": "Private room", "entire room": "Entire home/apt"}
 
 Verdict = tuple  # (passed: bool | None, reason: str | None)
 
 
 class PlanError(ValueError):
-    """The text holds no readable plan; the message says what is wrong and where."""
+    """The text holds no readable plan; the message says what is wrong and where.
+    `records`: the list of records read, when it is the records that are malformed."""
+
+    def __init__(self, message: str, records: list | None = None):
+        super().__init__(message)
+        self.records = records
 
 
 # ------------------------------------------------------------------ parsing plans
@@ -212,15 +245,15 @@ def _check_records(value: list) -> list[dict]:
         records.pop()  # the annotated plans pad with {}
     for i, record in enumerate(records, 1):
         if not record:
-            raise PlanError(f"day {i}: empty record")
+            raise PlanError(f"day {i}: empty record", records)
         if "days" not in record and "day" not in record:
-            raise PlanError(f"day {i}: missing key 'days'")
+            raise PlanError(f"day {i}: missing key 'days'", records)
         for key in FIELDS:
             if key not in record:
-                raise PlanError(f"day {i}: missing key {key!r}")
+                raise PlanError(f"day {i}: missing key {key!r}", records)
             v = record[key]
             if not (isinstance(v, str) or (v is None and key != "current_city")):
-                raise PlanError(f"day {i}: {key!r} must be a string, got {type(v).__name__}")
+                raise PlanError(f"day {i}: {key!r} must be a string, got {type(v).__name__}", records)
     return records
 
 
@@ -297,12 +330,14 @@ class _Context:
     TABLES = {"restaurant": ("restaurants_in", "Name"), "attraction": ("attractions_in", "Name"),
               "accommodation": ("accommodations_in", "NAME")}
 
-    def __init__(self, db: Database, query: dict, plan: list, strict: bool):
-        self.db, self.query, self.strict = db, query, strict
+    def __init__(self, db: Database, query: dict, plan: list, mode: str):
+        self.db, self.query, self.mode, self.strict = db, query, mode, mode == "strict"
+        self.crashes: list[str] = []  # official modes: where the official code would raise
+        self.cost: float | None = None  # set by the budget check
         self.org, self.days, self.people = query["org"], query["days"], query["people_number"]
         self.local = query.get("local_constraint") or {}
         self.plan = plan
-        if strict:
+        if self.strict:
             plan = [u for u in plan if u]
         self.units = plan[:self.days]
         self._memo: dict[tuple, list[dict]] = {}
@@ -495,14 +530,14 @@ def _official_city_route(ctx: _Context) -> Verdict:
 
 
 def _official_restaurants(ctx: _Context) -> Verdict:
-    seen = set()
+    seen = []  # a list, as the official code has: a non-text value (a list) is compared, not hashed
     for i, unit in enumerate(ctx.units):
         for meal in MEALS:
             value = unit.get(meal)
             if _filled(value):
                 if value in seen:
                     return False, f"day {i + 1}: {meal} {value!r} is repeated"
-                seen.add(value)
+                seen.append(value)
     return True, None
 
 
@@ -777,6 +812,12 @@ def _trip_cost(ctx: _Context) -> float:
     return total
 
 
+def _budget(ctx: _Context) -> Verdict:
+    ctx.cost = cost = _trip_cost(ctx)
+    budget = ctx.query["budget"]
+    return (True, None) if cost <= budget else (False, f"the plan costs {cost:g}, over the budget of {budget}")
+
+
 def _drive_cost(ctx: _Context, a: str, b: str, mode: str, i: int) -> int:
     """Cost of the cars (self-driving, 5 people each) or taxis (4 each) for the group."""
     cost = ctx.db.drive_cost(a, b, mode)
@@ -816,7 +857,7 @@ def _room_rule(ctx: _Context) -> Verdict:
     rule = ctx.local.get("house rule")
     if rule is None:
         return None, None
-    banned = (STRICT_RULES if ctx.strict else OFFICIAL_RULES).get(rule)
+    banned = (V1_HOUSE_RULES if ctx.mode == "official_v1" else HOUSE_RULES).get(rule)
     for i, unit in enumerate(ctx.units):
         value = _field(unit, "accommodation", i)
         if _filled(value):
@@ -850,8 +891,6 @@ def _cuisine(ctx: _Context) -> Verdict:
     wanted = ctx.local.get("cuisine")
     if not wanted:
         return None, None
-    if len(set(wanted)) != len(wanted):
-        raise _Crash(f"duplicate cuisines {wanted}: the official check returns no verdict")
     found = set()
     for i, unit in enumerate(ctx.units):
         for meal in MEALS:
@@ -869,7 +908,11 @@ def _cuisine(ctx: _Context) -> Verdict:
                     cuisines = [c.strip() for c in cuisines.split(",")]
                 found.update(c for c in wanted if c in cuisines)
     missing = [c for c in wanted if c not in found]
-    return (False, f"no {missing[0]} meal") if missing else (True, None)
+    if missing:
+        return False, f"no {missing[0]} meal"
+    if len(set(wanted)) != len(wanted) and not ctx.strict:  # quirk 15
+        raise _Crash(f"duplicate cuisines {wanted}, all served: the official check returns None")
+    return True, None
 
 
 def _transport_rule(ctx: _Context) -> Verdict:
@@ -903,7 +946,7 @@ CHECKS = {
                "non_conflicting_transportation": _strict_transportation,
                "minimum_nights": _strict_min_nights},
 }
-HARD_CHECKS = {"room_rule": _room_rule, "room_type": _room_type, "cuisine": _cuisine,
+HARD_CHECKS = {"budget": _budget, "room_rule": _room_rule, "room_type": _room_type, "cuisine": _cuisine,
                "transportation": _transport_rule}
 
 
@@ -914,6 +957,8 @@ class PlanResult:
     hard: dict[str, Verdict] | None  # None when not judged; unset constraint -> (None, None)
     cost: float | None
     hard_applies: tuple[str, ...] = ("budget",)  # budget + the local constraints the query sets
+    mode: str = "official"
+    official_crash: str | None = None  # official modes: why the official eval.py would raise on this plan
 
     @property
     def commonsense_pass(self) -> bool:
@@ -939,17 +984,22 @@ class PlanResult:
                "final_pass": float(self.final_pass)}
         out.update({f"cs_{k}": v for k, v in cs.items()})
         out.update({f"hard_{k}": v for k, v in hard.items()})
+        if self.mode in OFFICIAL_MODES:
+            out["official_would_crash"] = float(self.official_crash is not None)
         return out
 
 
 def _guard(check, ctx: _Context) -> Verdict:
-    """Run one check; where the official code would raise, fail with the reason."""
+    """Run one check; where the official code would raise, fail with the reason (and, in
+    the official modes, note that the official eval.py dies on this plan)."""
     try:
         return check(ctx)
-    except _Crash as e:
-        return False, f"{e} (the official code raises here)"
     except Exception as e:  # malformed records: never let one check take the others down
-        return False, f"cannot evaluate: {type(e).__name__}: {e}"
+        reason = (f"{e} (the official code raises here)" if isinstance(e, _Crash)
+                  else f"cannot evaluate: {type(e).__name__}: {e}")
+        if not ctx.strict:  # official modes do what the official code does up to where it raises
+            ctx.crashes.append(reason)
+        return False, reason
 
 
 def evaluate_plan(db: Database, query: dict, plan: list[dict] | None, mode: str = "official") -> PlanResult:
@@ -959,23 +1009,29 @@ def evaluate_plan(db: Database, query: dict, plan: list[dict] | None, mode: str 
     applies = ("budget",) + tuple(k for k in HARD[1:] if (query.get("local_constraint") or {})
                                   .get(LOCAL_KEYS[k]) is not None)
     if not plan:
-        return PlanResult(False, {}, None, None, applies)
+        return PlanResult(False, {}, None, None, applies, mode)
     if not isinstance(plan, list):
         raise ValueError(f"plan must be a list of day records, got {type(plan).__name__}")
-    ctx = _Context(db, query, plan, strict=mode == "strict")
-    commonsense = {name: _guard(CHECKS[mode][name], ctx) for name in COMMONSENSE}
+    ctx = _Context(db, query, plan, mode)
+    checks = CHECKS["strict" if ctx.strict else "official"]
+    commonsense = {name: _guard(checks[name], ctx) for name in COMMONSENSE}
     if not (commonsense["complete_information"][0] and commonsense["within_sandbox"][0]):
-        return PlanResult(True, commonsense, None, None, applies)
-    cost = None
-    try:
-        cost = _trip_cost(ctx)
-        budget = (cost <= query["budget"], None if cost <= query["budget"] else
-                  f"the plan costs {cost:g}, over the budget of {query['budget']}")
-    except Exception as e:
-        budget = (False, f"{e} (the official code raises here)" if isinstance(e, _Crash) else
-                  f"cannot evaluate: {type(e).__name__}: {e}")
-    hard = {"budget": budget, **{name: _guard(HARD_CHECKS[name], ctx) for name in HARD[1:]}}
-    return PlanResult(True, commonsense, hard, cost, applies)
+        return PlanResult(True, commonsense, None, None, applies, mode, _first(ctx.crashes))
+    hard = {name: _guard(HARD_CHECKS[name], ctx) for name in HARD}
+    return PlanResult(True, commonsense, hard, ctx.cost, applies, mode, _first(ctx.crashes))
+
+
+def _first(reasons: list[str]) -> str | None:
+    return reasons[0] if reasons else None
+
+
+def malformed_result(db: Database, query: dict, error: PlanError, mode: str = "official") -> PlanResult:
+    """A plan Questline rejects as malformed: not delivered; in the official modes, flagged
+    when the official evaluator, which takes any list of records, would raise on its records."""
+    result = evaluate_plan(db, query, None, mode)
+    if mode in OFFICIAL_MODES and error.records:
+        result.official_crash = evaluate_plan(db, query, error.records, mode).official_crash
+    return result
 
 
 def local_constraint_count(query: dict) -> int:
@@ -986,12 +1042,14 @@ def local_constraint_count(query: dict) -> int:
 
 def official_metrics(queries: list[dict], results: list[PlanResult]) -> dict[str, float]:
     """eval.py's arithmetic. Micro: passed checks over 8N (commonsense) or over N + the local
-    constraints of all queries (hard). Macro: queries passing all their checks over N."""
+    constraints of all queries (hard). Macro: queries passing all their checks over N.
+    With results of an official mode, also the share of plans on which the official eval.py
+    raises (one such plan and it reports nothing for the whole file)."""
     if len(queries) != len(results):
         raise ValueError(f"{len(queries)} queries but {len(results)} results")
     n = len(queries)
     if n == 0:
-        return dict.fromkeys(METRIC_NAMES, 0.0)
+        return {k: 0.0 for k in METRIC_NAMES if k != "official_would_crash"}
     cs_passed = sum(v[0] is True for r in results if r.delivered for v in r.commonsense.values())
     hard_passed = sum(v[0] is True for r in results if r.hard is not None for v in r.hard.values())
     hard_total = n + sum(local_constraint_count(q) for q in queries)
@@ -1000,7 +1058,9 @@ def official_metrics(queries: list[dict], results: list[PlanResult]) -> dict[str
             "commonsense_macro": sum(r.commonsense_pass for r in results) / n,
             "hard_micro": hard_passed / hard_total,
             "hard_macro": sum(r.hard_pass for r in results) / n,
-            "final_pass": sum(r.final_pass for r in results) / n}
+            "final_pass": sum(r.final_pass for r in results) / n,
+            **({"official_would_crash": sum(r.official_crash is not None for r in results) / n}
+               if any(r.mode in OFFICIAL_MODES for r in results) else {})}
 
 
 def metrics_table(metrics: dict[str, float], title: str = "") -> str:

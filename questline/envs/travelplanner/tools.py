@@ -12,9 +12,14 @@ Results are tables rendered two ways that hold the same information:
 small models). A bad call returns (False, message); nothing here raises for what an
 agent writes.
 
-Official behaviours kept on purpose: AccommodationSearch answers an empty city with
-"There is no attraction in this city." (the official API's message); cities and
-dates are validated before searching, with the official messages.
+Official behaviours kept on purpose (OSU-NLP-Group/TravelPlanner da7c1d4): AccommodationSearch
+answers an empty city with "There is no attraction in this city." (the official API's
+message); cities and dates are validated before searching, with the official messages;
+GoogleDistanceMatrix drops a '(State)' suffix from city names, reads a route's first row in
+distance.csv and answers "No valid information." when that row is empty or the drive takes
+days. Deliberate deviation: GoogleDistanceMatrix takes only the modes 'self-driving' and
+'taxi' (any case, answered in lower case), where the official tool takes any mode and
+answers 'cost: None' for one without 'driving' (no plan can use such a drive).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from questline.envs.travelplanner.database import (
     RESTAURANT_COLS,
     Database,
 )
+from questline.envs.travelplanner.evaluate import before_paren
 
 SIGNATURES = {
     "FlightSearch": ("Departure City", "Destination City", "Date"),
@@ -118,9 +124,12 @@ class Tools:
         mode = mode.lower()
         if mode not in ("self-driving", "taxi"):
             return ToolResult(False, ILLEGAL["GoogleDistanceMatrix"])
-        route = self.db.route(origin, dest)
-        if route is None:
+        origin, dest = before_paren(origin), before_paren(dest)  # as the official tool does
+        if (origin, dest) not in self.db.distances:
             return ToolResult(True, f"{mode}, from {origin} to {dest}, no valid information.", [])
+        route = self.db.route(origin, dest)
+        if route is None:  # the route's (first) row is empty
+            return ToolResult(True, "No valid information.", [])
         cost = self.db.drive_cost(origin, dest, mode)
         if cost is None:  # a drive of days
             return ToolResult(True, "No valid information.", [])
