@@ -137,15 +137,17 @@ def test_recipe_precision_field_and_the_old_autocast_flag():
         recipe_from_dict({"model": {"precision": "fp16"}})
 
 
-def test_rl_trains_in_the_chosen_precision(tmp_path, monkeypatch):
+def test_rl_trains_in_the_chosen_precision(tmp_path, monkeypatch, toy_model, toy_tokenizer):
+    from questline.agent import ChatTokens
     from questline.train import rl
-    from questline.train.pipeline import Pipeline
-    p = Pipeline(recipe_from_dict(TINY, [f"run.dir={tmp_path}"]), plain_console())
+    from questline.train.pipeline import task_sets
+    recipe = recipe_from_dict({**TINY, "rollout": {"max_turns": 1, "max_new_tokens": 2}})
     seen = []
     monkeypatch.setattr(rl, "rl_update", lambda *a, **kw: seen.append(kw["use_autocast"]) or {})
     for capability in ("AVX2", "AMX"):
         monkeypatch.setattr(prec, "cpu_capability", lambda c=capability: c)
-        rl.train_rl(p.recipe, p.model, p.tokenizer, p.chat, p.train_set, tmp_path / capability, iterations=1)
+        rl.train_rl(recipe, toy_model, toy_tokenizer, ChatTokens(toy_tokenizer), task_sets(recipe)[0],
+                    tmp_path / capability, iterations=1)
     assert seen == [False, True]
 
 
