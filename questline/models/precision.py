@@ -59,9 +59,9 @@ def choose_precision(setting: str = "auto", device: str = "cpu", capability: str
         return Precision("bf16" if ok else "fp32", f"auto: this GPU {'supports' if ok else 'lacks'} bf16")
     capability = capability if capability is not None else cpu_capability()
     if capability in BF16_CPU:
-        return Precision("bf16", f"auto: the CPU has {capability} (native bf16)")
-    return Precision("fp32", f"auto: the CPU has {capability}, no native bf16 (bf16 would be emulated, "
-                             "several times slower)")
+        return Precision("bf16", f"auto: the CPU has {capability}, native bf16")
+    return Precision("fp32", f"auto: the CPU has {capability}, no native bf16: emulated bf16 is several "
+                             "times slower")
 
 
 def model_precision(recipe, model=None) -> Precision:
