@@ -58,7 +58,8 @@ def _engine(policy: str, recipe):
     from questline.models import resolve_policy
     model, tok = resolve_policy(policy)
     pad = tok.pad_token_id if tok.pad_token_id is not None else ChatTokens(tok).eot_id
-    return HFEngine(model.eval(), pad, autocast=recipe.model.autocast), tok
+    from questline.models.precision import model_precision
+    return HFEngine(model.eval(), pad, autocast=model_precision(recipe, model).bf16), tok
 
 
 def _read_text_file(flag: str, path: str) -> str:
@@ -88,7 +89,8 @@ def cmd_eval(args) -> None:
     from questline.agent import ChatTokens
     from questline.core import ConfigError
     from questline.models import resolve_policy
-    from questline.train.evaluate import evaluate
+    from questline.train.evaluate import episode_writer, evaluate, infra_summary
+    from questline.train.logging import progress_bar
     from questline.train.pipeline import env_metrics_table, planning_summary, task_sets
     from questline.train.rl import rollout_config
     recipe = _recipe(args.recipe, args.overrides)
@@ -111,23 +113,27 @@ def cmd_eval(args) -> None:
         raise ConfigError(f"--against: {args.against} shares no held-out task with this recipe")
     rows = []
     for label, plan in ((name, None),) + (((f"{name} + given plan", given),) if given else ()):
-        res, trajs = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
-                          temperature=recipe.eval.temperature, seed=recipe.seed, env_cfg=recipe.env.config,
-                          policy=args.agent, given_plan=plan)
+        out = args.out if plan is None else None
+        with progress_bar() as bar, episode_writer(out) as write:  # --out fills as episodes finish
+            job = bar.add_task(f"eval {label}", total=len(heldout.tasks), info="")
+            res, trajs = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
+                                  temperature=recipe.eval.temperature, seed=recipe.seed, env_cfg=recipe.env.config,
+                                  policy=args.agent, given_plan=plan, on_episode=write,
+                                  progress=lambda k, job=job: bar.advance(job, k))
         print(f"{label} on {recipe.env.name}: success {res}  score {res.score:.3f}  "
               f"turns {res.turns:.1f}  by difficulty {res.by_difficulty}")
+        if left_out := infra_summary(trajs):
+            print(f"  {left_out}")
         if res.planning:
             print(f"  planning: {planning_summary(res.planning)}")
-        if args.out and plan is None:
-            from questline.data import write_jsonl
-            write_jsonl(args.out, [t.to_dict() for t in trajs])
-            print(f"  wrote {len(trajs)} episodes to {args.out}")
+        if out:
+            print(f"  wrote {len(trajs)} episodes to {out}")
         if before is not None:
             _print_paired(label, res, before, args.against)
         rows.append((label, res))
     if rows[0][1].env_metrics:
-        console = Console(width=max(Console().width, 130))  # the metric names stay readable
-        console.print(env_metrics_table(rows, f"{recipe.env.name}: {len(heldout)} held-out tasks"))
+        scored = f", {rows[0][1].n} scored" if rows[0][1].infra_failed else ""
+        Console().print(env_metrics_table(rows, f"{recipe.env.name}: {len(heldout)} held-out tasks{scored}"))
 
 
 def _read_against(path: str):
@@ -149,10 +155,10 @@ def _read_against(path: str):
 
 def _print_paired(label: str, res, before, path: str) -> None:
     """This evaluation minus an earlier one, paired over the tasks both finished."""
-    from questline.train.evaluate import paired_diff_interval
+    from questline.train.evaluate import interval_text, paired_diff_interval
     common = set(res.per_task) & set(before.per_task)
     diff, lo, hi = paired_diff_interval(before.per_task, res.per_task)
-    print(f"  {label} - {path}: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], paired over {len(common)} tasks; "
+    print(f"  {label} - {path}: {diff:+.1%} ({interval_text(diff, lo, hi)}, paired over {len(common)} tasks; "
           f"{before.success:.1%} there)")
 
 

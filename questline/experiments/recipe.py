@@ -37,7 +37,19 @@ class ModelConfig(_Strict):
     preset: Literal["xs", "s", "m"] | None = "xs"  # tiny model trained from scratch
     path: str | None = None  # HF directory, or "smollm2-135m-instruct"; overrides preset
     vocab_size: int = Field(1024, ge=300)  # tokenizer trained from scratch (presets only)
-    autocast: bool = True  # bf16 autocast (CPU and GPU)
+    # bf16 autocast or fp32 for training; auto: bf16 where the CPU (AVX512_BF16, AMX) or GPU runs it
+    # natively (questline.models.precision). CPU generation stays fp32 (faster there).
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_autocast(cls, data: Any) -> Any:
+        """Recipes written before model.precision said `autocast: true/false`."""
+        if isinstance(data, dict) and "autocast" in data:
+            data = dict(data)
+            on = data.pop("autocast")
+            data.setdefault("precision", "auto" if on else "fp32")
+        return data
 
 
 class BudgetConfig(_Strict):

@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from questline.core import ConfigError
 from questline.experiments.recipe import _Strict, explain, load_recipe, read_yaml_mapping
+from questline.train.logging import duration
 
 RL_TIME = ("rl.", "rollout.", "eval.", "run.")  # overrides that keep the SFT stage shareable
 
@@ -139,15 +142,23 @@ def _pct(x) -> str:
     return "-" if x is None else f"{x:.1%}"
 
 
+def diff_cell(diff: float | None, lo: float | None, hi: float | None) -> str:
+    """'+9.3 [+3.8, +14.9]' in percentage points; an interval of zero width says so."""
+    if diff is None:
+        return "-"
+    if hi - lo <= 1e-9:
+        return f"{diff * 100:+.1f} (no spread)"
+    return f"{diff * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}]"
+
+
 def write_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console) -> None:
     cells = []
     for r in rows:
         lo, hi = r["diff_ci"]
-        verdict = "-" if lo is None else ("better" if lo > 0 else "worse" if hi < 0 else "within noise")
-        d = "-" if r["diff"] is None else f"{r['diff']:+.1%} [{lo:+.1%}, {hi:+.1%}]"
-        cells.append((r["variant"], str(r["seed"]), _pct(r["sft"]), _pct(r["rl"]), d, verdict,
-                      f"{r['rl_seconds']:.0f}"))
-    cols = ("variant", "seed", "SFT", "RL", "RL - SFT [95% CI]", "verdict", "RL time (s)")
+        verdict = "-" if lo is None else ("better" if lo > 0 else "worse" if hi < 0 else "noise")
+        cells.append((r["variant"], str(r["seed"]), _pct(r["sft"]), _pct(r["rl"]), diff_cell(r["diff"], lo, hi),
+                      verdict, duration(r["rl_seconds"])))
+    cols = ("variant", "seed", "SFT", "RL", "RL - SFT, pts [95% CI]", "verdict", "RL time")
     _write_table(f"{sweep.name}: held-out success (greedy)", cols, cells, out_dir / "report.md", console)
     (out_dir / "report.json").write_text(json.dumps(rows, indent=2))
     png = plot_curves(rows, out_dir / "curves.png", title=sweep.name)
@@ -159,9 +170,9 @@ def write_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console
 def _write_table(title: str, cols: tuple[str, ...], cells: list[tuple[str, ...]], md_path: Path,
                  console: Console) -> None:
     """Print a rich table and write the same rows as a markdown table."""
-    table = Table(title=title)
-    for c in cols:
-        table.add_column(c)
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False)  # 80 columns hold 8 of them
+    for i, c in enumerate(cols):  # a header wider than its cells wraps between words
+        table.add_column(textwrap.fill(c, max([len(w) for w in c.split()] + [len(row[i]) for row in cells])))
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in cells:
         table.add_row(*row)
@@ -191,7 +202,8 @@ def planning_rows(rows: list[dict]) -> list[dict]:
 
 def write_planning_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console) -> Path:
     prow = planning_rows(rows)
-    cols = ("variant", "seed", "stage", "progression", "score", "plan freq", "tokens/episode", "plan tokens/episode")
+    cols = ("variant", "seed", "stage", "progression", "score", "plan freq", "tokens per episode",
+            "plan tokens per episode")
     cells = [(r["variant"], str(r["seed"]), r["stage"], f"{r['progression']:.3f}", f"{r['score']:.3f}",
               f"{r['plan_frequency']:.2f}", f"{r['tokens_per_episode']:.1f}", f"{r['plan_tokens_per_episode']:.1f}")
              for r in prow]
@@ -206,9 +218,7 @@ def write_planning_report(sweep: Sweep, rows: list[dict], out_dir: Path, console
 def plot_planning(prow: list[dict], path: Path, title: str = "") -> Path:
     """Bars per variant (SFT and SFT+RL side by side, means over seeds): progression,
     planning frequency and plan tokens per episode."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     variants = list(dict.fromkeys(r["variant"] for r in prow))
     stages = list(dict.fromkeys(r["stage"] for r in prow))
     keys = (("progression", "progression / success"), ("plan_frequency", "plans per turn"),
@@ -226,30 +236,67 @@ def plot_planning(prow: list[dict], path: Path, title: str = "") -> Path:
         ax.set_title(label, fontsize=10)
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _moving_average(ys: list[float], smooth: int) -> list[float]:
+    return [sum(ys[max(0, i - smooth + 1):i + 1]) / len(ys[max(0, i - smooth + 1):i + 1]) for i in range(len(ys))]
+
+
+def _plot_metric(ax, runs: list[tuple[str, Path]], stage: str, key: str, smooth: int) -> bool:
+    """`key` per `stage` step (moving average of `smooth`), one line per (label, run dir).
+    False when no run logged it."""
+    drawn = False
+    for label, run_dir in runs:
+        ys = [m[key] for m in read_metrics(run_dir, stage) if isinstance(m.get(key), (int, float))]
+        if ys:
+            ax.plot(range(len(ys)), _moving_average(ys, smooth), label=label)
+            drawn = True
+    if drawn and any(label for label, _ in runs):
+        ax.legend(fontsize=8)
+    return drawn
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
 
 
 def plot_curves(rows: list[dict], path: Path, title: str = "", key: str = "success",
                 smooth: int = 5) -> Path:
     """Training success per RL iteration (moving average), one line per run."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for r in rows:
-        ys = [m.get(key, 0.0) for m in read_metrics(Path(r["run_dir"]), "rl")]
-        if not ys:
-            continue
-        avg = [sum(ys[max(0, i - smooth + 1):i + 1]) / len(ys[max(0, i - smooth + 1):i + 1]) for i in range(len(ys))]
-        ax.plot(range(len(avg)), avg, label=f"{r['variant']} s{r['seed']}")
+    fig, ax = _pyplot().subplots(figsize=(7, 4))
+    _plot_metric(ax, [(f"{r['variant']} s{r['seed']}", Path(r["run_dir"])) for r in rows], "rl", key, smooth)
     ax.set_xlabel("RL iteration")
     ax.set_ylabel(f"training {key} (moving average of {smooth})")
     ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
+
+
+RUN_CURVES = (("sft", "loss", "SFT loss", "SFT step"), ("rl", "success", "RL training success", "RL iteration"),
+              ("rl", "reward", "RL reward", "RL iteration"), ("rl", "loss", "RL loss", "RL iteration"))
+
+
+def plot_run(run_dir: Path, path: Path | None = None, title: str = "", smooth: int = 5) -> Path | None:
+    """One run's curves (SFT loss per step; RL training success, reward and loss per
+    iteration; moving averages of `smooth`) as run_dir/curves.png; None before any step."""
+    run_dir = Path(run_dir)
+    panels = [p for p in RUN_CURVES if any(p[1] in m for m in read_metrics(run_dir, p[0]))]
+    if not panels:
+        return None
+    fig, axes = _pyplot().subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
+    for ax, (stage, key, label, xlabel) in zip(axes[0], panels):
+        _plot_metric(ax, [("", run_dir)], stage, key, smooth)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel(xlabel)
+    fig.suptitle(f"{title} (moving averages of {smooth})" if title else f"moving averages of {smooth}")
+    return _save(fig, path or run_dir / "curves.png")

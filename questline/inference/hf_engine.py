@@ -16,6 +16,7 @@ holes never accumulate across turns.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -81,6 +82,13 @@ class _GrowingLayer(DynamicLayer):
         return self.keys, self.values
 
 
+def cache_argument(model) -> str:
+    """The name a model's forward gives its KV cache, in and out: `cache` since
+    transformers 5.25 (`past_key_values` there is deprecated and warns), before
+    that `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class HFEngine:
     """`reuse_cache=False` gives the naive baseline that re-prefills the whole
     history on every call."""
@@ -93,6 +101,7 @@ class HFEngine:
         self.sessions: dict[str, _Session] = {}
         self.tokens_forwarded = 0  # real (non-pad) ids pushed through the model
         self.padded_forwarded = 0  # pad slots computed alongside them
+        self._cache_kw = cache_argument(model)
 
     @property
     def device(self) -> torch.device:
@@ -101,7 +110,7 @@ class HFEngine:
     def _autocast(self):
         # On CPU, bf16 attention over a long cache is ~6x slower than fp32 (one decode
         # step at batch 64 x 1,000 cached tokens: 18 ms vs 3 ms per layer), so the CPU
-        # engine generates in fp32; training keeps bf16 autocast.
+        # engine generates in fp32; training follows model.precision (questline.models.precision).
         if not self.autocast or self.device.type == "cpu":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -164,9 +173,9 @@ class HFEngine:
             ids[i, : new_len[i]] = torch.tensor(p[c:], device=dev)
         pos = torch.tensor(past_len, device=dev)[:, None] + torch.arange(n_max, device=dev)[None]
         with self._autocast():
-            out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos,
-                             past_key_values=cache, use_cache=True)
-        cache = out.past_key_values
+            out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True,
+                             **{self._cache_kw: cache})
+        cache = getattr(out, self._cache_kw)
         self.tokens_forwarded += sum(new_len)
         self.padded_forwarded += b * n_max - sum(new_len)
         logits = out.logits[torch.arange(b, device=dev), torch.tensor(new_len, device=dev) - 1]
@@ -188,9 +197,9 @@ class HFEngine:
             attn = torch.cat([attn, live[:, None]], 1)
             feed = torch.where(finished, torch.full_like(tok, self.pad_id), tok)
             with self._autocast():
-                out = self.model(input_ids=feed[:, None], attention_mask=attn,
-                                 position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
+                out = self.model(input_ids=feed[:, None], attention_mask=attn, position_ids=next_pos[:, None],
+                                 use_cache=True, **{self._cache_kw: cache})
+            cache = getattr(out, self._cache_kw)
             n_live = int(live.sum())
             self.tokens_forwarded += n_live
             self.padded_forwarded += b - n_live

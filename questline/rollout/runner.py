@@ -92,8 +92,10 @@ def rollout(
     policy: str = "model",
     progress=None,
     given_plan: str | None = None,
+    on_episode=None,
 ) -> list[Trajectory]:
-    """`progress`, when given, is called with the number of episodes just finished.
+    """`progress`, when given, is called with the number of episodes just finished,
+    `on_episode` with each finished trajectory (episodes that failed to start included).
     `given_plan` (steering) is placed in context as the current plan at the first turn."""
     prepare(tasks, env_cfg)  # envs with slow resets build all start states at once
     episodes = []
@@ -101,10 +103,20 @@ def rollout(
         for k in range(group_size):
             episodes.append(start_episode(task, g, k, chat, cfg, seed=seed, env_cfg=env_cfg,
                                           policy=policy, given_plan=given_plan))
+
+    def on_done(traj: Trajectory) -> None:
+        if progress:
+            progress(1)
+        if on_episode:
+            on_episode(traj)
+
+    for e in episodes:
+        if e.traj.done:  # failed at reset
+            on_done(e.traj)
     live = [e for e in episodes if not e.traj.done]
     pool = ThreadPoolExecutor(cfg.env_workers) if cfg.env_workers > 1 else None
     try:
-        _run_turns(live, engine, chat, cfg, policy, seed, pool, progress)
+        _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -169,7 +181,7 @@ def _append(tr: Trajectory, ids: list[int], mask: int, logprobs: list[float] | N
     tr.logprobs += logprobs if logprobs is not None else [0.0] * len(ids)
 
 
-def _run_turns(live, engine, chat, cfg, policy, seed, pool, progress) -> None:
+def _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done) -> None:
     turn = 0
     window = cfg.context == "window"
     while live:
@@ -196,8 +208,7 @@ def _run_turns(live, engine, chat, cfg, policy, seed, pool, progress) -> None:
         for e in live:
             if e.traj.done:
                 e.env.close()
-                if progress:
-                    progress(1)
+                on_done(e.traj)
         live = still
         turn += 1
 

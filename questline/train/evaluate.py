@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 from questline.agent.planning import aggregate_planning
 from questline.core import Trajectory
@@ -42,6 +46,15 @@ def paired_diff_interval(before: dict[str, float], after: dict[str, float], z: f
     return mean, mean - half, mean + half
 
 
+def interval_text(diff: float, lo: float, hi: float) -> str:
+    """'95% CI [lo, hi]', or in words what an interval of zero width means (every
+    paired task moved by exactly `diff`), so '[+0.0%, +0.0%]' never looks like a bug."""
+    if hi - lo > 1e-9:
+        return f"95% CI [{lo:+.1%}, {hi:+.1%}]"
+    return ("no spread: every task scored the same in both" if abs(diff) < 1e-12 else
+            f"no spread: every task moved by {diff:+.1%}")
+
+
 @dataclass
 class EvalResult:
     n: int
@@ -57,12 +70,25 @@ class EvalResult:
     env_metrics: dict[str, float] = field(default_factory=dict)  # the env's own table (Env.aggregate)
     per_task_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> task id -> mean
     planning: dict[str, float] = field(default_factory=dict)  # agent.planning.aggregate_planning ({} when off)
+    infra_failed: int = 0  # episodes left out of every number above (the environment failed)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def __str__(self) -> str:
-        return f"{self.success:6.1%}  [{self.ci_low:.1%}, {self.ci_high:.1%}]  n={self.n}"
+        left_out = f" ({self.infra_failed} infra failures left out)" if self.infra_failed else ""
+        return f"{self.success:6.1%}  [{self.ci_low:.1%}, {self.ci_high:.1%}]  n={self.n}{left_out}"
+
+
+def infra_summary(trajs: list[Trajectory]) -> str:
+    """'' when every episode finished; else how many were left out and why, e.g.
+    '6 of 30 episodes left out as infrastructure failures (4x CostEnquiry timed out, ...)'."""
+    errors = Counter(t.infra_error or "unknown error" for t in trajs if t.infra_failed)
+    if not errors:
+        return ""
+    why = ", ".join(f"{k}x {e}" for e, k in errors.most_common(3)) + (", ..." if len(errors) > 3 else "")
+    return (f"{sum(errors.values())} of {len(trajs)} episodes left out as infrastructure failures ({why}); "
+            f"the numbers are over the other {len(trajs) - sum(errors.values())}")
 
 
 def summarise(trajs: list[Trajectory]) -> EvalResult:
@@ -85,7 +111,7 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
         for t in ok:
             per_metric.setdefault(key, {}).setdefault(t.task.id, []).append(t.metrics.get(key, 0.0))
     return EvalResult(
-        n=n, success=wins / max(n, 1), ci_low=lo, ci_high=hi,
+        n=n, infra_failed=len(trajs) - n, success=wins / max(n, 1), ci_low=lo, ci_high=hi,
         score=mean([t.metrics.get("score", 0.0) for t in ok]),
         turns=mean([len(t.turns) for t in ok]),
         tokens=mean([len(t.ids) for t in ok]),
@@ -100,9 +126,26 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
 
 def evaluate(engine, chat, tasks, cfg: RolloutConfig, *, greedy: bool = True,
              temperature: float = 1.0, seed: int = 0, env_cfg: dict | None = None,
-             progress=None, policy: str = "model", given_plan: str | None = None
-             ) -> tuple[EvalResult, list[Trajectory]]:
+             progress=None, policy: str = "model", given_plan: str | None = None,
+             on_episode=None) -> tuple[EvalResult, list[Trajectory]]:
+    """`on_episode(traj)` is called as each episode finishes (`episode_writer` streams them to a file)."""
     cfg = replace(cfg, temperature=0.0 if greedy else temperature, top_p=1.0)
     trajs = rollout(engine, chat, tasks, cfg, seed=seed, env_cfg=env_cfg, progress=progress, policy=policy,
-                    given_plan=given_plan)
+                    given_plan=given_plan, on_episode=on_episode)
     return summarise(trajs), trajs
+
+
+@contextmanager
+def episode_writer(path: str | Path | None):
+    """A callback that appends each finished episode to the jsonl at `path` and
+    flushes it, so a long evaluation's file fills as it runs (None: no file)."""
+    if not path:
+        yield None
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        def write(traj: Trajectory) -> None:
+            f.write(json.dumps(traj.to_dict()) + "\n")
+            f.flush()
+        yield write

@@ -11,6 +11,7 @@ import time
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from questline.agent import ChatTokens
 from questline.core import derive_seed
@@ -20,12 +21,20 @@ from questline.envs import env_class
 from questline.experiments.recipe import Recipe, dump_recipe
 from questline.inference import HFEngine
 from questline.models import build_model, load_policy, resolve_policy, save_policy, train_tokenizer
+from questline.models.precision import model_precision
 from questline.models.presets import count_parameters
 from questline.rollout import rollout
 from questline.train.checkpoint import checkpoint_status, iteration_of
 from questline.train.durable import POLICY_FILES, atomic_dir, atomic_write_text, dir_problem
-from questline.train.evaluate import EvalResult, diff_interval, evaluate, paired_diff_interval
-from questline.train.logging import MetricsLogger, progress_bar
+from questline.train.evaluate import (
+    EvalResult,
+    diff_interval,
+    evaluate,
+    infra_summary,
+    interval_text,
+    paired_diff_interval,
+)
+from questline.train.logging import MetricsLogger, append_log, progress_bar
 from questline.train.rl import rollout_config, train_rl
 from questline.train.sft import train_sft
 
@@ -76,14 +85,20 @@ class Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         dump_recipe(recipe, self.run_dir / "recipe.yaml")
         self.results_path = self.run_dir / "results.json"
+        self.log_path = self.run_dir / "train.log"  # what the console shows, progress as plain lines
         self.results = self._load_results()
         self.model, self.tokenizer = initial_policy(recipe, self.train_set, self.say)
         self.chat = ChatTokens(self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.chat.eot_id
         self.model.eval()
+        self.precision = model_precision(recipe, self.model)
 
     def say(self, text: str) -> None:
         self.console.print(text)
+        append_log(self.log_path, Text.from_markup(text).plain)
+
+    def progress(self):
+        return progress_bar(self.recipe.run.progress, log=self.log_path, console=self.console)
 
     def _load_results(self) -> dict:
         if not self.results_path.exists():
@@ -104,14 +119,14 @@ class Pipeline:
             res = EvalResult(**self.results[stage]["greedy" if self.recipe.eval.greedy else "sampled"])
             self.say(f"[dim]{stage}: cached evaluation {res}[/dim]")
             return res
-        engine = HFEngine(self.model, self.pad_id, autocast=self.recipe.model.autocast)
+        engine = HFEngine(self.model, self.pad_id, autocast=self.precision.bf16)
         tasks, n = self.heldout.tasks, self.recipe.eval.untrained_size
         if stage == "untrained" and n:
             tasks = tasks[::math.ceil(len(tasks) / n)]
         out, first = {}, None
         modes = [m for m, on in (("greedy", self.recipe.eval.greedy), ("sampled", self.recipe.eval.sampled)) if on]
         for mode in modes:
-            with progress_bar(self.recipe.run.progress) as bar:
+            with self.progress() as bar:
                 job = bar.add_task(f"eval {stage} ({mode})", total=len(tasks), info="")
                 res, trajs = evaluate(engine, self.chat, tasks, rollout_config(self.recipe),
                                       greedy=mode == "greedy", temperature=self.recipe.eval.temperature,
@@ -123,9 +138,8 @@ class Pipeline:
             first = first or res
             self.say(f"{stage:>10} {mode:>7}: success {res}  score {res.score:.3f}  "
                      f"by difficulty {json.dumps({k: round(v, 3) for k, v in res.by_difficulty.items()})}")
-            if failed := sum(t.infra_failed for t in trajs):
-                self.say(f"[red]{stage:>10} {mode:>7}: {failed} of {len(trajs)} episodes failed in the "
-                         f"environment and are left out (eval_{stage}_{mode}.jsonl has the errors)[/red]")
+            if left_out := infra_summary(trajs):
+                self.say(f"[red]{stage:>10} {mode:>7}: {left_out} (eval_{stage}_{mode}.jsonl has the errors)[/red]")
             if res.planning:
                 self.say(f"{'':>10} planning: {planning_summary(res.planning)}")
         self.results[stage] = out
@@ -148,14 +162,16 @@ class Pipeline:
             self.say("SFT: restarting from step 0 (no mid-way SFT checkpoints); " + "; ".join(logger.notes))
         t0 = time.perf_counter()
         tasks = self.train_set.batch(0, n_demos)
-        demos = rollout(None, self.chat, tasks, rollout_config(self.recipe), policy="oracle",
-                        env_cfg=self.recipe.env.config)
+        with self.progress() as bar:
+            job = bar.add_task("sft demos", total=len(tasks), info="")
+            demos = rollout(None, self.chat, tasks, rollout_config(self.recipe), policy="oracle",
+                            env_cfg=self.recipe.env.config, progress=lambda k: bar.advance(job, k))
         demos = [d for d in demos if d.success and not d.infra_failed]
         write_jsonl(self.run_dir / "demos.jsonl", [d.to_dict() for d in demos])
-        with progress_bar(self.recipe.run.progress) as bar:
+        with self.progress() as bar:
             job = bar.add_task("sft", total=None, info="")
             train_sft(self.model, demos, self.recipe.sft, pad_id=self.pad_id, seed=self.recipe.seed,
-                      use_autocast=self.recipe.model.autocast,
+                      use_autocast=self.precision.bf16,
                       log=lambda s, m: logger.log("sft", s, m),
                       progress=lambda s, total, info: bar.update(job, completed=s + 1, total=total, info=info))
         logger.close()
@@ -177,7 +193,7 @@ class Pipeline:
                  else "starting from iteration 0 (no intact checkpoint)" if broken or logger.notes else "")
         if where:
             self.say("; ".join([f"RL: {where}", *logger.notes]))
-        with progress_bar(self.recipe.run.progress) as bar:
+        with self.progress() as bar:
             job = bar.add_task("rl", total=iterations, info="")
             done = train_rl(self.recipe, self.model, self.tokenizer, self.chat, self.train_set, self.run_dir,
                             iterations=iterations, logger=logger, stop_after=stop_after,
@@ -193,6 +209,11 @@ class Pipeline:
                  f"{self.train_set.counts()}, {len(self.heldout)} held-out; "
                  f"policy {count_parameters(self.model) / 1e6:.2f}M params; "
                  f"budget {r.budget.episodes} episodes = {n_sft} SFT demos + {n_rl} RL episodes")
+        on_cpu = next(self.model.parameters()).device.type == "cpu"
+        self.say(f"precision: training in {self.precision.name} ({self.precision.reason})"
+                 + ("; generation stays fp32 on a CPU (faster there)" if self.precision.bf16 and on_cpu else ""))
+        self.results["precision"] = self.precision.to_dict()
+        self._save_results()
         self.evaluate("untrained")
         if "sft" in stages and n_sft > 0:
             self.sft(n_sft)
@@ -201,7 +222,13 @@ class Pipeline:
             if self.rl(n_rl) == 0:
                 self.evaluate("rl")
         self.print_summary()
+        self.plot_curves()
         return self.results
+
+    def plot_curves(self) -> None:
+        from questline.experiments.sweep import plot_run
+        if png := plot_run(self.run_dir, title=self.recipe.name):
+            self.say(f"curves: {png}")
 
     def print_summary(self) -> None:
         table = Table(title=f"{self.recipe.name}: held-out success ({len(self.heldout)} tasks, greedy)")
@@ -225,11 +252,11 @@ class Pipeline:
             else:  # results.json from before per-task successes were kept
                 diff, (lo, hi) = b.success - a.success, diff_interval(a.success, a.n, b.success, b.n)
                 how = "unpaired"
-            self.say(f"RL - SFT success: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], {how}): {_verdict(lo, hi)}")
+            self.say(f"RL - SFT success: {diff:+.1%} ({interval_text(diff, lo, hi)}, {how}): {_verdict(lo, hi)}")
             self.results["rl_minus_sft"] = {"diff": diff, "ci_low": lo, "ci_high": hi, "paired": bool(a.per_task)}
             for metric in sorted(set(a.per_task_metrics) & set(b.per_task_metrics)):
                 diff, lo, hi = paired_diff_interval(a.per_task_metrics[metric], b.per_task_metrics[metric])
-                self.say(f"RL - SFT {metric}: {diff:+.1%} (95% CI [{lo:+.1%}, {hi:+.1%}], paired): "
+                self.say(f"RL - SFT {metric}: {diff:+.1%} ({interval_text(diff, lo, hi)}, paired): "
                          f"{_verdict(lo, hi)}")
                 self.results[f"rl_minus_sft_{metric}"] = {"diff": diff, "ci_low": lo, "ci_high": hi, "paired": True}
             self._save_results()
@@ -246,7 +273,7 @@ def _verdict(lo: float, hi: float) -> str:
             "RL is worse than SFT beyond noise" if hi < 0 else "difference within noise")
 
 
-METRIC_NAMES = {  # env metrics' column names, short enough for an 80-column table
+METRIC_NAMES = {  # env metrics' names in tables
     "delivery_rate": "Delivery", "commonsense_micro": "Commonsense micro",
     "commonsense_macro": "Commonsense macro", "hard_micro": "Hard micro", "hard_macro": "Hard macro",
     "final_pass": "Final pass",  # TravelPlanner (official)
@@ -256,11 +283,14 @@ METRIC_NAMES = {  # env metrics' column names, short enough for an 80-column tab
 
 
 def env_metrics_table(rows: list[tuple[str, EvalResult]], title: str) -> Table:
+    """One row per metric, one column per stage (or policy): at most a few columns,
+    so the table fits 80 columns with every metric name whole."""
     keys = list(dict.fromkeys(k for _, res in rows for k in res.env_metrics))
     table = Table(title=title)
-    table.add_column("stage")
+    table.add_column("metric")
+    for stage, _ in rows:
+        table.add_column(stage, justify="right", overflow="fold")  # a long policy path wraps whole
     for k in keys:
-        table.add_column(METRIC_NAMES.get(k, k))
-    for stage, res in rows:
-        table.add_row(stage, *(f"{res.env_metrics[k]:.1%}" if k in res.env_metrics else "" for k in keys))
+        table.add_row(METRIC_NAMES.get(k, k),
+                      *(f"{res.env_metrics[k]:.1%}" if k in res.env_metrics else "" for _, res in rows))
     return table

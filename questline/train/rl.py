@@ -32,6 +32,7 @@ from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet
 from questline.envs import prepare
 from questline.inference import HFEngine
+from questline.models.precision import model_precision
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
 from questline.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
@@ -309,7 +310,7 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     cfg = recipe.rl
     rcfg = rollout_config(recipe)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
-    use_autocast = recipe.model.autocast
+    use_autocast = model_precision(recipe, model).bf16
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
         model.get_output_embeddings().weight.requires_grad_(False)

@@ -201,15 +201,14 @@ def _spawn_pool(workers: int) -> ProcessPoolExecutor:
 
 
 class _Bar:
-    """A rich progress bar, or nothing when disabled."""
+    """A progress bar (plain lines when stdout is not a terminal), or nothing when disabled."""
 
     def __init__(self, enabled: bool, total: int, label: str):
         self.progress = None
         if enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-            self.progress = Progress("[bold]{task.description}", BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), transient=True)
-            self.job = self.progress.add_task(label, total=total)
+            from questline.train.logging import progress_bar
+            self.progress = progress_bar(transient=True)
+            self.job = self.progress.add_task(label, total=total, info="")
             self.progress.start()
 
     def advance(self, k: int) -> None:
