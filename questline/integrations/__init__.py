@@ -1,0 +1,1 @@
+"""Questline's environments in other trainers and toolkits (TRL, gymnasium, verifiers)."""
