@@ -20,6 +20,7 @@ from questline.envs import generate_tasks, make  # noqa: E402
 from questline.integrations.trl import (  # noqa: E402
     QuestlineRollout,
     ShopTools,
+    SweTools,
     TravelPlannerTools,
     questline_reward,
     task_dataset,
@@ -96,6 +97,19 @@ def test_tool_envs_step_the_questline_env():
     trajectory = shop._finish([{"role": "assistant", "content": f"answer[{price}]"}])  # a final reply is judged
     assert trajectory.metrics["success"] == 1.0
     assert questline_reward("sparse")([[]], environments=[shop]) == [1.0]
+
+
+def test_swe_tools_call_the_sandboxed_env():
+    task = generate_tasks("swe", 1, "easy", seed=0)[0]
+    env = SweTools()
+    for name in ("ls", "view", "search", "replace", "insert", "create", "run_tests", "submit"):
+        assert get_json_schema(getattr(env, name))["function"]["name"] == name
+    assert env.reset(task.to_dict()).startswith("Issue:")
+    assert task.spec["files"][0] in env.ls()
+    assert env.view(path="nope.py").startswith("Error: 'nope.py' does not exist")
+    assert [t.action for t in env._turns] == ['<tool_call>{"name": "ls", "arguments": {"path": "."}}</tool_call>',
+                                              '<tool_call>{"name": "view", "arguments": {"path": "nope.py"}}</tool_call>']
+    env._env.close()
 
 
 # ---------------------------------------------------------------- environment_factory

@@ -1,7 +1,7 @@
 """Questline environments in TRL's GRPOTrainer (trl >= 1.16), two ways.
 
 environment_factory  TRL samples, parses `<tool_call>` blocks and calls tools; a tool
-                     env here (`TravelPlannerTools`, `ShopTools`) turns each call into
+                     env here (`TravelPlannerTools`, `ShopTools`, `SweTools`) turns each call into
                      the Questline env's `step`, so the env's own dispatch, error
                      messages, episode rules and evaluator apply. TRL re-renders the
                      conversation through the chat template and re-prefills it after
@@ -124,6 +124,7 @@ class QuestlineToolEnv:
         metrics = self._metrics if self._metrics is not None else self._env.metrics()
         metrics = {"success": 0.0, "score": 0.0, **{k: float(v) for k, v in metrics.items()}}
         metrics["turns"] = float(len(self._turns))
+        self._env.close()
         self._trajectory = Trajectory(task=self._task, system=self._env.instructions, turns=list(self._turns),
                                       metrics=metrics, done=True, infra_failed=bool(self._infra_error),
                                       infra_error=self._infra_error, truncated=self._metrics is None)
@@ -249,6 +250,88 @@ class ShopTools(QuestlineToolEnv):
         return self._call("answer", value=value)
 
 
+class SweTools(QuestlineToolEnv):
+    """swe (JSON syntax): file tools, tests and submit in a sandboxed repository."""
+
+    env_name = "swe"
+
+    def __init__(self, **env_cfg: Any):
+        super().__init__(**{**env_cfg, "syntax": "json"})
+
+    def ls(self, path: str = ".") -> str:
+        """List a directory.
+
+        Args:
+            path: The directory, relative to the repository root.
+        """
+        return self._call("ls", path=path)
+
+    def view(self, path: str, start: str = "", end: str = "") -> str:
+        """Show a file's lines, numbered.
+
+        Args:
+            path: The file.
+            start: The first line (optional).
+            end: The last line (optional).
+        """
+        return self._call("view", **_given(path=path, start=start, end=end))
+
+    def search(self, pattern: str, path: str = ".") -> str:
+        """Find lines matching a regular expression.
+
+        Args:
+            pattern: The regular expression.
+            path: The file or directory to search.
+        """
+        return self._call("search", pattern=pattern, path=path)
+
+    def replace(self, path: str, old: str, new: str) -> str:
+        """Replace exact lines of a file.
+
+        Args:
+            path: The file.
+            old: The exact lines to replace.
+            new: The new lines.
+        """
+        return self._call("replace", path=path, old=old, new=new)
+
+    def insert(self, path: str, line: str, text: str) -> str:
+        """Insert lines after a line number.
+
+        Args:
+            path: The file.
+            line: The line number to insert after (0: at the top).
+            text: The lines to insert.
+        """
+        return self._call("insert", path=path, line=line, text=text)
+
+    def create(self, path: str, content: str) -> str:
+        """Create or overwrite a file.
+
+        Args:
+            path: The file.
+            content: Its text.
+        """
+        return self._call("create", path=path, content=content)
+
+    def run_tests(self, tests: str = "") -> str:
+        """Run tests.
+
+        Args:
+            tests: Test files or ids, space-separated (optional: all).
+        """
+        return self._call("run_tests", **_given(tests=tests))
+
+    def submit(self) -> str:
+        """Submit the fix; this ends the episode and the tests judge it."""
+        return self._call("submit")
+
+
+def _given(**arguments: str) -> dict[str, str]:
+    """The optional arguments the model gave (empty ones left out, as in a JSON call)."""
+    return {k: v for k, v in arguments.items() if v != ""}
+
+
 # ---------------------------------------------------------------- rewards
 def questline_reward(scheme: str = "sparse", **reward_args: Any):
     """A TRL reward function: Questline's reward `scheme` (questline.rewards) summed over
@@ -287,6 +370,7 @@ class QuestlineRollout:
         self.tokenizer, self.chat = tokenizer, ChatTokens(tokenizer)
         self.cfg, self.env_cfg, self.seed = cfg, env_cfg or {}, seed
         self._tasks: dict[str, Task] = {}  # first prompt (JSON) -> task
+        self._calls = 0  # each call samples with its own seed
 
     def dataset(self, tasks: list[Task]):
         """A TRL train set: `prompt` is each task's first prompt as Questline renders it."""
@@ -316,7 +400,8 @@ class QuestlineRollout:
         was_training = model.training
         model.eval()
         cfg = replace(self.cfg, temperature=trainer.temperature, top_p=trainer.top_p)
-        seed = derive_seed(self.seed, "trl", trainer.state.global_step, trainer.accelerator.process_index)
+        self._calls += 1
+        seed = derive_seed(self.seed, "trl", self._calls, trainer.accelerator.process_index)
         try:
             trajs = rollout(HFEngine(model, self.tokenizer.pad_token_id), self.chat, tasks, cfg,
                             seed=seed, env_cfg=self.env_cfg)
