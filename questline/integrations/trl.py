@@ -46,8 +46,11 @@ def tool_calling_tokenizer(tokenizer):
     does this itself for the chat templates it knows (Qwen, Llama 3.1, ...)."""
     if tokenizer.chat_template != CHAT_TEMPLATE or getattr(tokenizer, "response_template", None):
         return tokenizer
-    from trl.chat_template_utils import qwen3_template
-    tokenizer.response_template = qwen3_template
+    from trl.chat_template_utils import _SUPPORTS_RESPONSE_TEMPLATE, qwen3_schema, qwen3_template
+    if _SUPPORTS_RESPONSE_TEMPLATE:  # transformers >= 5.13
+        tokenizer.response_template = qwen3_template
+    else:
+        tokenizer.response_schema = qwen3_schema
     return tokenizer
 
 
