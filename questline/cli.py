@@ -96,6 +96,8 @@ def cmd_eval(args) -> None:
     recipe = _recipe(args.recipe, args.overrides)
     given = _read_plan(args.plan) if args.plan else None
     _, heldout = task_sets(recipe)
+    if args.submission and recipe.env.name != "travelplanner":
+        raise ConfigError(f"--submission: the leaderboard file is TravelPlanner's; this recipe runs {recipe.env.name}")
     if args.agent == "model":
         if not args.policy:
             raise ConfigError("eval: --policy is required with --agent model")
@@ -128,12 +130,22 @@ def cmd_eval(args) -> None:
             print(f"  planning: {planning_summary(res.planning)}")
         if out:
             print(f"  wrote {len(trajs)} episodes to {out}")
+        if args.submission and plan is None:
+            _write_submission(args.submission, trajs, recipe)
         if before is not None:
             _print_paired(label, res, before, args.against)
         rows.append((label, res))
     if rows[0][1].env_metrics:
         scored = f", {rows[0][1].n} scored" if rows[0][1].infra_failed else ""
         Console().print(env_metrics_table(rows, f"{recipe.env.name}: {len(heldout)} held-out tasks{scored}"))
+
+
+def _write_submission(path: str, trajs: list, recipe) -> None:
+    from questline.envs.travelplanner.submission import submission_rows, write_submission
+    rows = submission_rows(trajs, recipe.env.config.get("queries_file"))
+    write_submission(path, rows)
+    print(f"  wrote the TravelPlanner submission ({len(rows)} plans, "
+          f"{sum(r['plan'] is not None for r in rows)} delivered) to {path}")
 
 
 def _read_against(path: str):
@@ -287,6 +299,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                     "current plan (steering)")
     ev.add_argument("--out", default="", help="write the episodes (with per-task success) to this jsonl "
                     "(the evaluation without the plan, with --plan)")
+    ev.add_argument("--submission", default="", help="TravelPlanner: also write the leaderboard file "
+                    "(one {idx, query, plan} per line, the official format) to this jsonl")
     ev.add_argument("--against", default="", help="an earlier evaluation's episodes (--out, or a run's "
                     "eval_*.jsonl): print the paired difference over the same tasks")
     gd = add("gen-data", cmd_gen_data, "write oracle demonstrations (chat messages) or task sets (--tasks)")
