@@ -93,3 +93,20 @@ def test_travelplanner_queries_load_from_the_official_layout_in_parquet(tmp_path
     table = load(path)  # the dataset's columns, date and local_constraint as Python-literal text
     assert isinstance(table[0]["date"], str) and isinstance(table[0]["local_constraint"], str)
     assert load_queries(path) == [{k: q[k] for k in load_queries(path)[0]} for q in queries[:20]]
+
+
+def test_readme_data_out_snippets_run(tmp_path, monkeypatch, capsys, toy_model, toy_tokenizer):
+    import copy
+    import re
+    import shlex
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Data out", 1)[1].split("\n## ", 1)[0]
+    commands = re.search(r"```bash\n(.*?)```", section, re.S).group(1).splitlines()
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    for line in commands:
+        argv = shlex.split(line, comments=True)
+        assert argv[0] == "questline" and main(argv[1:]) == 0
+    exec(compile(block, "README.md", "exec"), {"model": copy.deepcopy(toy_model).train(), "tokenizer": toy_tokenizer})
+    assert "8 questline/travelplanner train" in capsys.readouterr().out

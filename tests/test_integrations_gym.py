@@ -132,3 +132,12 @@ def test_hundred_random_episodes_raise_nothing(env_id):
     env.close()
     print(f"{env_id}: {episode + 1} episodes, {steps} steps, {time.perf_counter() - start:.1f}s")
     assert (False, True) in ends  # some episodes ran out of steps
+
+
+def test_readme_gymnasium_snippet_runs(capsys):
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### gymnasium", 1)[1].split("\n### ", 1)[0]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {})
+    assert capsys.readouterr().out.splitlines()[-1] == "1.0 False no infra error"
