@@ -1,0 +1,1 @@
+"""Questline environments and data in other frameworks: gymnasium, TRL, verl, verifiers."""
