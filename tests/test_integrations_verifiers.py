@@ -88,6 +88,15 @@ def test_travelplanner_mini_oracle_rollout_scores_questlines_evaluator():
         assert trace.metrics[key] == m[key], key
 
 
+def test_textworld_oracle_rollout_wins_the_game():
+    pytest.importorskip("textworld")
+    cfg = {"family": "treasure_hunter", "workers": 1, "progress": False}
+    client = ScriptedClient("textworld", cfg)
+    trace = play(client, "textworld", cfg)
+    assert client.final_metrics["success"] == 1.0
+    assert trace.reward == 1.0 and trace.metrics == pytest.approx(client.final_metrics)
+
+
 def test_bad_action_gets_the_envs_error_observation():
     client = ScriptedClient("toy/maze", {}, bad=("fly to the moon",))
     trace = play(client, "toy/maze")
