@@ -3,6 +3,7 @@ scripted OpenAI-style client; its rewards are Questline's evaluator results."""
 
 import asyncio
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,19 @@ from questline.integrations import verifiers as qv  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TP_MINI = {"world": "mini", "days": [3]}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """verifiers talks HTTP (agent -> interception server -> model endpoint): all of it
+    must stay on 127.0.0.1 (no Prime sandbox, tunnel or inference endpoint)."""
+    connect = socket.socket.connect
+
+    def guarded(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"a connection off this host: {address}")
+        return connect(sock, address)
+    monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
 class ScriptedClient:
@@ -112,6 +126,19 @@ def test_rollout_cut_off_by_the_agents_turn_limit_scores_the_env_so_far():
     trace = play(client, "toy/maze", max_turns=2)
     assert len(client.requests) == 2
     assert trace.reward == 0.0 and trace.metrics["success"] == 0.0
+
+
+def test_env_infra_error_fails_the_episode_instead_of_scoring_it():
+    cfg = {**TP_MINI, "faults": {"rate": 1.0, "kinds": ["timeout"], "exclude_infra": True}}
+
+    async def main():
+        venv = qv.make_env("travelplanner", cfg, n=1)
+        async with qv.serve_client(ScriptedClient("travelplanner", cfg)) as endpoint:
+            return await qv.run_episodes(venv, "scripted", endpoint)
+    (episode,) = asyncio.run(main())
+    assert not episode.ok
+    assert "timed out" in episode.errors[0].message
+    assert all(not t.rewards for t in episode.traces)
 
 
 def test_unknown_reward_metric_is_a_clear_error():

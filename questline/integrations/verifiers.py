@@ -23,6 +23,7 @@ object (anything with `chat.completions.create`) behind one on 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Iterator
@@ -168,9 +169,11 @@ async def serve_client(client: Any) -> AsyncIterator[vf.EvalClientConfig]:
     `ChatCompletion`); yields the `vf.EvalClientConfig` that reaches it."""
 
     async def completions(request: web.Request) -> web.Response:
-        reply = client.chat.completions.create(**await request.json())
-        if inspect.isawaitable(reply):
-            reply = await reply
+        create, body = client.chat.completions.create, await request.json()
+        if inspect.iscoroutinefunction(create):
+            reply = await create(**body)
+        else:  # a blocking client (e.g. openai.OpenAI) must not stall the rollouts' event loop
+            reply = await asyncio.to_thread(create, **body)
         return web.json_response(reply.model_dump(mode="json", exclude_none=True))
 
     app = web.Application()
