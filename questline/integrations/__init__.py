@@ -1,1 +1,1 @@
-"""Questline environments and data in other frameworks: gymnasium, TRL, verl, verifiers."""
+"""Questline environments and data in other frameworks: TRL, gymnasium, verl, verifiers."""
