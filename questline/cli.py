@@ -96,6 +96,8 @@ def cmd_eval(args) -> None:
     recipe = _recipe(args.recipe, args.overrides)
     given = _read_plan(args.plan) if args.plan else None
     _, heldout = task_sets(recipe)
+    if args.submission and recipe.env.name != "travelplanner":
+        raise ConfigError(f"--submission: the leaderboard file is TravelPlanner's; this recipe runs {recipe.env.name}")
     if args.agent == "model":
         if not args.policy:
             raise ConfigError("eval: --policy is required with --agent model")
@@ -128,12 +130,22 @@ def cmd_eval(args) -> None:
             print(f"  planning: {planning_summary(res.planning)}")
         if out:
             print(f"  wrote {len(trajs)} episodes to {out}")
+        if args.submission and plan is None:
+            _write_submission(args.submission, trajs, recipe)
         if before is not None:
             _print_paired(label, res, before, args.against)
         rows.append((label, res))
     if rows[0][1].env_metrics:
         scored = f", {rows[0][1].n} scored" if rows[0][1].infra_failed else ""
         Console().print(env_metrics_table(rows, f"{recipe.env.name}: {len(heldout)} held-out tasks{scored}"))
+
+
+def _write_submission(path: str, trajs: list, recipe) -> None:
+    from questline.envs.travelplanner.submission import submission_rows, write_submission
+    rows = submission_rows(trajs, recipe.env.config.get("queries_file"))
+    write_submission(path, rows)
+    print(f"  wrote the TravelPlanner submission ({len(rows)} plans, "
+          f"{sum(r['plan'] is not None for r in rows)} delivered) to {path}")
 
 
 def _read_against(path: str):
@@ -164,15 +176,21 @@ def _print_paired(label: str, res, before, path: str) -> None:
 
 def cmd_gen_data(args) -> None:
     from questline.agent import ChatTokens
-    from questline.data import write_jsonl
-    from questline.data.corpus import oracle_texts  # noqa: F401  (same oracle as SFT demos)
+    from questline.core import ConfigError
+    from questline.data.export import demonstration, for_parquet
+    from questline.data.io import write_rows
     from questline.models import resolve_policy
     from questline.rollout import rollout
     from questline.train.pipeline import task_sets
     from questline.train.rl import rollout_config
+    fmt = args.format or ("parquet" if args.out.endswith(".parquet") else "jsonl")
+    if fmt == "parquet" and args.tokenizer:
+        raise ConfigError("gen-data: --format parquet writes chat messages; token ids (--tokenizer) go to jsonl")
     overrides = list(args.overrides) + ([f"planning.strategy={args.planning}"] if args.planning else [])
     recipe = _recipe(args.recipe, overrides)
-    train, _ = task_sets(recipe)
+    train, heldout = task_sets(recipe)
+    if args.tasks:
+        return _write_task_set(args, recipe, train if args.tasks == "train" else heldout, fmt)
     _, tok = resolve_policy(args.tokenizer) if args.tokenizer else (None, None)
     if args.n and args.n > len(train):
         print(f"warning: --n {args.n} is more than the {len(train)} distinct training tasks "
@@ -180,36 +198,33 @@ def cmd_gen_data(args) -> None:
     tasks = train.batch(0, args.n or len(train))
     if tok is None and recipe.planning is not None:  # chat text with synthetic plans
         from questline.agent.plan_synth import synthetic_episode
-        from questline.train.rl import rollout_config
         pcfg = rollout_config(recipe).planning
         rows = [synthetic_episode(task, pcfg, context=recipe.rollout.context, env_cfg=recipe.env.config,
                                   seed=recipe.seed, max_turns=recipe.rollout.max_turns,
                                   action_format=recipe.rollout.action_format) for task in tasks]
     elif tok is None:
-        rows = []
-        from questline.envs import make
-        for task in tasks:
-            env = make(task.env, **recipe.env.config)
-            msgs = [{"role": "system", "content": env.instructions},
-                    {"role": "user", "content": env.reset(task)}]
-            while True:
-                action = env.oracle_action()
-                step = env.step(action)
-                msgs.append({"role": "assistant", "content": action})
-                if step.done:
-                    break
-                msgs.append({"role": "user", "content": step.observation})
-            rows.append({"task": task.to_dict(), "messages": msgs, "metrics": step.info.get("metrics", {})})
+        rows = [demonstration(task, recipe.env.config) for task in tasks]
     else:
         trajs = rollout(None, ChatTokens(tok), tasks, rollout_config(recipe), policy="oracle",
                         env_cfg=recipe.env.config)
         rows = [t.to_dict() for t in trajs]
-    write_jsonl(args.out, rows)
+    write_rows(args.out, [for_parquet(r) for r in rows] if fmt == "parquet" else rows, fmt)
     what = f" with {recipe.planning.strategy} planning" if recipe.planning is not None else ""
     print(f"wrote {len(rows)} oracle trajectories{what} to {args.out}")
     if recipe.planning is not None:
         from questline.agent.planning import aggregate_planning
         print("planning:", {k: round(v, 3) for k, v in aggregate_planning([r["metrics"] for r in rows]).items()})
+
+
+def _write_task_set(args, recipe, taskset, fmt: str) -> None:
+    """`gen-data --tasks train|test`: a task set in verl's RL dataset layout (data/export.py)."""
+    from questline.data.export import task_prompt, task_row
+    from questline.data.io import write_rows
+    tasks = taskset.tasks[:args.n] if args.n else taskset.tasks
+    env_cfg = recipe.env.config
+    rows = [task_row(t, task_prompt(t, env_cfg), args.tasks, i) for i, t in enumerate(tasks)]
+    write_rows(args.out, rows, fmt)
+    print(f"wrote {len(rows)} {args.tasks} tasks of {recipe.env.name} to {args.out}")
 
 
 def cmd_play(args) -> None:
@@ -284,10 +299,17 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                     "current plan (steering)")
     ev.add_argument("--out", default="", help="write the episodes (with per-task success) to this jsonl "
                     "(the evaluation without the plan, with --plan)")
+    ev.add_argument("--submission", default="", help="TravelPlanner: also write the leaderboard file "
+                    "(one {idx, query, plan} per line, the official format) to this jsonl")
     ev.add_argument("--against", default="", help="an earlier evaluation's episodes (--out, or a run's "
                     "eval_*.jsonl): print the paired difference over the same tasks")
-    gd = add("gen-data", cmd_gen_data, "write oracle trajectories to jsonl")
+    gd = add("gen-data", cmd_gen_data, "write oracle demonstrations (chat messages) or task sets (--tasks)")
     gd.add_argument("--out", required=True)
+    gd.add_argument("--format", default="", choices=["", "jsonl", "parquet"],
+                    help="file format (default: parquet for a .parquet --out, else jsonl)")
+    gd.add_argument("--tasks", nargs="?", const="train", default="", choices=["", "train", "test"],
+                    help="write the train (default) or held-out (test) task set in verl's RL layout "
+                    "(data_source, prompt, ability, reward_model, extra_info) instead of demonstrations")
     gd.add_argument("--n", type=_positive_int, default=None, help="episodes (default: the whole train set)")
     gd.add_argument("--tokenizer", default="", help="also write token ids with this policy's tokenizer")
     gd.add_argument("--planning", default="", choices=["", "dynamic", "always", "every_k", "never"],

@@ -1,1 +1,1 @@
-"""Questline's environments in other trainers and toolkits (TRL, gymnasium, verifiers)."""
+"""Questline environments and data in other frameworks: TRL, gymnasium, verl, verifiers."""

@@ -317,16 +317,20 @@ def normalize_query(record: dict) -> dict:
 
 
 def save_queries(path: str | Path, queries: list[dict]) -> Path:
-    """Official jsonl (one record a line) or, for a .csv path, the dataset's CSV columns."""
+    """Official jsonl (one record a line) or, for a .csv or .parquet path, the dataset's CSV
+    columns (the Hub's parquet conversion of osunlp/TravelPlanner has the same columns)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(COLUMNS) + (["idx"] if queries and all("idx" in q for q in queries) else [])
+    rows = [{c: repr(q[c]) if c in ("date", "local_constraint") else q[c] for c in columns} for q in queries]
     if path.suffix == ".csv":
-        columns = list(COLUMNS) + (["idx"] if queries and all("idx" in q for q in queries) else [])
         with path.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
-            for q in queries:
-                writer.writerow({c: repr(q[c]) if c in ("date", "local_constraint") else q[c] for c in columns})
+            writer.writerows(rows)
+    elif path.suffix == ".parquet":
+        from questline.data.io import write_parquet
+        write_parquet(path, rows)
     else:
         path.write_text("".join(json.dumps(q) + "\n" for q in queries))
     return path
@@ -338,4 +342,7 @@ def load_queries(path: str | Path) -> list[dict]:
         csv.field_size_limit(2**31 - 1)  # the official CSVs carry whole reference tables
         with path.open(newline="") as f:
             return [normalize_query(row) for row in csv.DictReader(f)]
+    if path.suffix == ".parquet":
+        from questline.data.io import read_parquet
+        return [normalize_query(row) for row in read_parquet(path)]
     return [normalize_query(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
