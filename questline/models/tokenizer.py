@@ -20,12 +20,39 @@ TURN_START = "<|im_start|>"
 TURN_END = "<|im_end|>"
 SPECIAL_TOKENS = [PAD_TOKEN, TURN_START, TURN_END]
 
-# ChatML as SmolLM2 renders it, minus the default system prompt.
+# ChatML as SmolLM2 renders it, minus the default system prompt. Without tools the
+# text is exactly that; with `tools` (and assistant `tool_calls`, `tool` messages) it
+# renders tool calling as Qwen2.5 does: the tool schemas in the system turn, each call
+# as `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>` in the assistant
+# turn, tool results as `<tool_response>` blocks in one user turn (what TRL's
+# GRPOTrainer needs for `tools` / `environment_factory`).
 CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    "{%- if tools %}"
+    "{{- '<|im_start|>system\n' }}"
+    "{%- if messages and messages[0]['role'] == 'system' %}{{- messages[0]['content'] + '\n\n' }}{%- endif %}"
+    "{{- '# Tools\n\nCall a tool as <tool_call>\n{\"name\": <tool>, \"arguments\": {<argument>: <value>}}\n"
+    "</tool_call>\nTools (JSON schemas):' }}"
+    "{%- for tool in tools %}{{- '\n' + (tool | tojson) }}{%- endfor %}"
+    "{{- '<|im_end|>\n' }}"
+    "{%- endif %}"
+    "{%- for message in messages %}"
+    "{%- if tools and loop.first and message['role'] == 'system' %}"
+    "{%- elif message['role'] == 'tool' %}"
+    "{%- if loop.first or messages[loop.index0 - 1]['role'] != 'tool' %}{{- '<|im_start|>user' }}{%- endif %}"
+    "{{- '\n<tool_response>\n' + message['content'] + '\n</tool_response>' }}"
+    "{%- if loop.last or messages[loop.index0 + 1]['role'] != 'tool' %}{{- '<|im_end|>\n' }}{%- endif %}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message['role'] + '\n' + (message['content'] or '') }}"
+    "{%- for call in message['tool_calls'] or [] %}"
+    "{%- set call = call['function'] if call['function'] is defined else call %}"
+    "{%- set args = call['arguments'] if call['arguments'] is string else call['arguments'] | tojson %}"
+    "{{- ('\n' if (message['content'] or not loop.first) else '') + '<tool_call>\n{\"name\": \"' + call['name']"
+    " + '\", \"arguments\": ' + args + '}\n</tool_call>' }}"
+    "{%- endfor %}"
+    "{{- '<|im_end|>\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}"
 )
 
 
