@@ -3,7 +3,7 @@
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 # Environment extras installed with the project (alfworld compiles Fast Downward: cmake, g++)
-EXTRAS ?= dev,crafter,textworld,alfworld
+EXTRAS ?= dev,crafter,textworld,alfworld,integrations
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -24,8 +24,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/questline quickstart
 
+# one pytest worker per core (tests/conftest.py gives each one torch thread)
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rollout.py

@@ -1,8 +1,17 @@
+import os
+
 import pytest
+import torch
 
 from questline.data.corpus import oracle_texts
 from questline.envs import generate_tasks
 from questline.models import build_model, train_tokenizer
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: one thread each (more only contend), for the
+    # CLI runs tests start too
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

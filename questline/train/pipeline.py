@@ -277,6 +277,7 @@ METRIC_NAMES = {  # env metrics' names in tables
     "delivery_rate": "Delivery", "commonsense_micro": "Commonsense micro",
     "commonsense_macro": "Commonsense macro", "hard_micro": "Hard micro", "hard_macro": "Hard macro",
     "final_pass": "Final pass",  # TravelPlanner (official)
+    "official_would_crash": "Official eval.py would crash",
     "resolved": "Resolved", "pass_ratio": "Pass ratio", "f2p_passed": "FAIL_TO_PASS", "p2p_passed": "PASS_TO_PASS",
     "edited": "Edited",  # swe
     "crafter_score": "Crafter score", "progression": "Progression"}  # crafter
