@@ -1,0 +1,73 @@
+"""SFT step time in fp32 vs bf16 autocast, at 1 and 2 torch threads, on quickstart-shaped
+batches (preset xs, vocabulary 2048, 8 rows of ~980 tokens: what `make demo`'s SFT runs),
+and the precision `model.precision: auto` picks on this CPU.
+
+On a CPU with native bf16 (AVX512_BF16 or AMX) bf16 should win; on an AVX2-only CPU it
+is emulated and fp32 should win, which is why `auto` reads the CPU's features.
+
+    python benchmarks/precision.py            # 6 timed steps per setting, best of 3 repeats
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from common import load_average
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from questline.models.precision import choose_precision, cpu_capability
+from questline.models.presets import COMMON, PRESETS
+from questline.train.common import make_optimizer
+from questline.train.sft import sft_loss_sum
+
+
+def xs_model(vocab_size: int = 2048) -> LlamaForCausalLM:
+    """The xs preset's architecture at the quickstart's vocabulary size."""
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, num_key_value_heads=PRESETS["xs"]["num_attention_heads"],
+                                        head_dim=PRESETS["xs"]["hidden_size"] // PRESETS["xs"]["num_attention_heads"],
+                                        pad_token_id=0, eos_token_id=2, **PRESETS["xs"], **COMMON))
+
+
+def step_seconds(bf16: bool, threads: int, steps: int, repeats: int) -> float:
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    model = xs_model().train()
+    opt = make_optimizer(model, 1e-3)
+    ids = torch.randint(3, 2048, (8, 980), generator=g)
+    attn = torch.ones_like(ids)
+    mask = (torch.rand(ids.shape, generator=g) < 0.27).long()  # ~260 of ~980 tokens are the policy's
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(steps):
+            loss, n = sft_loss_sum(model, ids, attn, mask, bf16)
+            (loss / n).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        best = min(best, (time.perf_counter() - t) / steps)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    print(f"cpu capability: {cpu_capability()}; auto picks: {choose_precision('auto')}; {load_average()}")
+    step_seconds(False, 2, 1, 1)  # warm-up
+    rows = {(p, t): step_seconds(p == "bf16", t, args.steps, args.repeats)
+            for p in ("fp32", "bf16") for t in (1, 2)}
+    base = rows[("fp32", 2)]
+    print("| precision | threads | s per SFT step (8 x 980 tokens) | vs fp32 at 2 threads |")
+    print("|---|---:|---:|---:|")
+    for (p, t), s in rows.items():
+        print(f"| {p} | {t} | {s:.3f} | {base / s:.2f}x |")
+    print(f"500 quickstart SFT steps: fp32 {500 * base / 60:.1f} min, bf16 {500 * rows[('bf16', 2)] / 60:.1f} min"
+          f" (2 threads); {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
