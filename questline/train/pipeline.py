@@ -94,7 +94,7 @@ class Pipeline:
         self.precision = model_precision(recipe, self.model)
 
     def say(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, soft_wrap=not self.console.is_terminal)  # a log keeps each message on one line
         append_log(self.log_path, Text.from_markup(text).plain)
 
     def progress(self):
