@@ -6,11 +6,15 @@ On a CPU with native bf16 (AVX512_BF16 or AMX) bf16 should win; on an AVX2-only 
 is emulated and fp32 should win, which is why `auto` reads the CPU's features.
 
     python benchmarks/precision.py            # 6 timed steps per setting, best of 3 repeats
+    python benchmarks/precision.py --avx2     # the same with torch, oneDNN and MKL held to AVX2:
+                                              # an AVX2-only CPU's kernels, on this machine
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import torch
@@ -21,6 +25,10 @@ from questline.models.precision import choose_precision, cpu_capability
 from questline.models.presets import COMMON, PRESETS
 from questline.train.common import make_optimizer
 from questline.train.sft import sft_loss_sum
+
+# What an AVX2-only CPU runs: torch's dispatch, oneDNN's and MKL's kernels, all held to AVX2.
+# They are read at start-up, so --avx2 runs this script again with them set.
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
 def xs_model(vocab_size: int = 2048) -> LlamaForCausalLM:
@@ -55,7 +63,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--avx2", action="store_true", help="hold torch, oneDNN and MKL to AVX2 kernels")
     args = ap.parse_args()
+    if args.avx2 and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
+        argv = [a for a in sys.argv if a != "--avx2"]
+        os.execve(sys.executable, [sys.executable, *argv], {**os.environ, **AVX2_ONLY})
     print(f"cpu capability: {cpu_capability()}; auto picks: {choose_precision('auto')}; {load_average()}")
     step_seconds(False, 2, 1, 1)  # warm-up
     rows = {(p, t): step_seconds(p == "bf16", t, args.steps, args.repeats)
@@ -65,7 +77,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for (p, t), s in rows.items():
         print(f"| {p} | {t} | {s:.3f} | {base / s:.2f}x |")
-    print(f"500 quickstart SFT steps: fp32 {500 * base / 60:.1f} min, bf16 {500 * rows[('bf16', 2)] / 60:.1f} min"
+    print(f"300 quickstart SFT steps: fp32 {300 * base / 60:.1f} min, bf16 {300 * rows[('bf16', 2)] / 60:.1f} min"
           f" (2 threads); {load_average()}")
 
 

@@ -5,7 +5,10 @@ of zero width, no transformers deprecation warning, and the precision choice."""
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -126,7 +129,19 @@ def test_recipe_precision_override_wins_and_auto_reads_this_cpu(monkeypatch):
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
     assert prec.cpu_capability() == "AVX2" and choose_precision().name == "fp32"
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert prec.cpu_capability() == "AVX2" and choose_precision().name == "fp32"  # torch runs AVX2 kernels
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert prec.cpu_capability() == "AVX512_BF16" and choose_precision().name == "bf16"
+
+
+def test_auto_precision_is_fp32_when_torch_is_held_to_avx2():
+    """ATEN_CPU_CAPABILITY=avx2 makes torch use its AVX2 kernels (bf16 emulated) on any CPU:
+    the way benchmarks/precision.py --avx2 stands in for an AVX2-only machine."""
+    code = ("from questline.models.precision import cpu_capability, choose_precision; "
+            "print(cpu_capability(), choose_precision().name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}).stdout.split()
+    assert out[1] == "fp32" and out[0] in ("AVX2", "DEFAULT")
 
 
 def test_recipe_precision_field_and_the_old_autocast_flag():
@@ -247,3 +262,34 @@ def test_engine_passes_the_cache_without_the_deprecated_argument(toy_model, toy_
     finally:
         hf_logging.get_logger("transformers").removeHandler(handler)
     assert not [r for r in records if "deprecated" in r.getMessage()]
+
+
+def test_seed_summary_pools_paired_tasks_over_seeds(tmp_path):
+    """Three seeds, each with its own held-out tasks: RL - SFT is pooled over all (seed, task)
+    pairs, tasks that share an id across seeds stay apart, and seeds that gained are counted."""
+    from questline.experiments.sweep import Sweep, seed_summary, write_report
+    from questline.train.evaluate import pooled_paired_interval
+
+    def run(seed, sft, rl):
+        before = {f"t{i}": float(i < sft) for i in range(10)}
+        after = {f"t{i}": float(i < rl) for i in range(10)}
+        return {"variant": "quickstart", "seed": seed, "run_dir": str(tmp_path), "sft": sft / 10, "rl": rl / 10,
+                "diff": (rl - sft) / 10, "diff_ci": [0.0, 0.2], "rl_seconds": 1.0,
+                "stages": {"sft": {"per_task": before}, "rl": {"per_task": after}}}
+
+    rows = [run(0, 4, 6), run(1, 5, 4), run(2, 3, 5)]
+    (s,) = seed_summary(rows)
+    assert s["seeds"] == 3 and s["gaining"] == 2 and abs(s["diff"] - 0.1) < 1e-12
+    assert s["per_seed"] == [0.2, -0.1, 0.2] and abs(s["sft"] - 0.4) < 1e-12
+    diff, lo, hi = pooled_paired_interval([(r["stages"]["sft"]["per_task"], r["stages"]["rl"]["per_task"])
+                                           for r in rows])
+    assert (diff, lo, hi) == (s["diff"], *s["diff_ci"]) and lo < diff < hi
+    assert seed_summary(rows[:1]) == []  # one seed: nothing to pool
+    console = Console(file=io.StringIO(), width=80, force_terminal=False)
+    write_report(Sweep(recipe="x", name="s", variants={"quickstart": []}), rows, tmp_path, console)
+    text = console.file.getvalue().split("report:")[0]
+    assert "…" not in text and "2/3" in text and "-10.0" in text
+    md = (tmp_path / "report.md").read_text()
+    assert "held-out success" in md or "| variant | seed |" in md
+    assert "| variant | seeds |" in md and "2/3" in md
+    assert json.loads((tmp_path / "report.json").read_text())["over_seeds"][0]["gaining"] == 2

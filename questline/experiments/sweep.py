@@ -159,17 +159,44 @@ def write_report(sweep: Sweep, rows: list[dict], out_dir: Path, console: Console
         cells.append((r["variant"], str(r["seed"]), _pct(r["sft"]), _pct(r["rl"]), diff_cell(r["diff"], lo, hi),
                       verdict, duration(r["rl_seconds"])))
     cols = ("variant", "seed", "SFT", "RL", "RL - SFT, pts [95% CI]", "verdict", "RL time")
-    _write_table(f"{sweep.name}: held-out success (greedy)", cols, cells, out_dir / "report.md", console)
-    (out_dir / "report.json").write_text(json.dumps(rows, indent=2))
+    md = _write_table(f"{sweep.name}: held-out success (greedy)", cols, cells, console)
+    if seeds := seed_summary(rows):
+        cols = ("variant", "seeds", "SFT", "RL", "RL - SFT pooled, pts [95% CI]", "seeds gaining", "per seed")
+        cells = [(s["variant"], str(s["seeds"]), _pct(s["sft"]), _pct(s["rl"]),
+                  diff_cell(s["diff"], *s["diff_ci"]), f"{s['gaining']}/{s['seeds']}",
+                  " ".join(f"{d * 100:+.1f}" for d in s["per_seed"])) for s in seeds]
+        md += "\n" + _write_table(f"{sweep.name}: over seeds (paired over every seed's held-out tasks)",
+                                  cols, cells, console)
+    (out_dir / "report.md").write_text(md)
+    (out_dir / "report.json").write_text(json.dumps({"runs": rows, "over_seeds": seeds}, indent=2))
     png = plot_curves(rows, out_dir / "curves.png", title=sweep.name)
     console.print(f"report: {out_dir / 'report.md'}, curves: {png}")
     if sweep.report == "planning":
         write_planning_report(sweep, rows, out_dir, console)
 
 
-def _write_table(title: str, cols: tuple[str, ...], cells: list[tuple[str, ...]], md_path: Path,
-                 console: Console) -> None:
-    """Print a rich table and write the same rows as a markdown table."""
+def seed_summary(rows: list[dict]) -> list[dict]:
+    """Per variant run with several seeds: mean SFT and RL success, RL - SFT pooled over
+    every seed's paired held-out tasks, how many seeds gained, and each seed's difference."""
+    from questline.train.evaluate import pooled_paired_interval
+    by_variant: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("diff") is not None:
+            by_variant.setdefault(r["variant"], []).append(r)
+    out = []
+    for variant, runs in by_variant.items():
+        pairs = [(r["stages"]["sft"].get("per_task", {}), r["stages"]["rl"].get("per_task", {})) for r in runs]
+        if len(runs) < 2 or not all(b and a for b, a in pairs):
+            continue
+        diff, lo, hi = pooled_paired_interval(pairs)
+        out.append({"variant": variant, "seeds": len(runs), "sft": sum(r["sft"] for r in runs) / len(runs),
+                    "rl": sum(r["rl"] for r in runs) / len(runs), "diff": diff, "diff_ci": [lo, hi],
+                    "gaining": sum(r["diff"] > 0 for r in runs), "per_seed": [r["diff"] for r in runs]})
+    return out
+
+
+def _write_table(title: str, cols: tuple[str, ...], cells: list[tuple[str, ...]], console: Console) -> str:
+    """Print a rich table; return the same rows as a markdown table."""
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False)  # 80 columns hold 8 of them
     for i, c in enumerate(cols):  # a header wider than its cells wraps between words
         table.add_column(textwrap.fill(c, max([len(w) for w in c.split()] + [len(row[i]) for row in cells])))
@@ -178,7 +205,7 @@ def _write_table(title: str, cols: tuple[str, ...], cells: list[tuple[str, ...]]
         table.add_row(*row)
         md.append("| " + " | ".join(row) + " |")
     console.print(table)
-    md_path.write_text("\n".join(md) + "\n")
+    return "\n".join(md) + "\n"
 
 
 STAGE_NAMES = {"sft": "SFT", "rl": "SFT+RL"}
@@ -207,8 +234,9 @@ def write_planning_report(sweep: Sweep, rows: list[dict], out_dir: Path, console
     cells = [(r["variant"], str(r["seed"]), r["stage"], f"{r['progression']:.3f}", f"{r['score']:.3f}",
               f"{r['plan_frequency']:.2f}", f"{r['tokens_per_episode']:.1f}", f"{r['plan_tokens_per_episode']:.1f}")
              for r in prow]
-    _write_table(f"{sweep.name}: planning comparison (held-out, greedy; progression = success where the env "
-                 "has no progression metric)", cols, cells, out_dir / "planning.md", console)
+    md = _write_table(f"{sweep.name}: planning comparison (held-out, greedy; progression = success where the env "
+                      "has no progression metric)", cols, cells, console)
+    (out_dir / "planning.md").write_text(md)
     (out_dir / "planning.json").write_text(json.dumps(prow, indent=2))
     png = plot_planning(prow, out_dir / "planning.png", title=sweep.name)
     console.print(f"planning report: {out_dir / 'planning.md'}, plot: {png}")

@@ -38,12 +38,17 @@ def _cpu_flag(name: str) -> bool:
 
 
 def cpu_capability() -> str:
-    """'AMX', 'AVX512_BF16', or torch's capability string ('AVX512', 'AVX2', 'DEFAULT', ...)."""
+    """'AMX', 'AVX512_BF16', or torch's capability string ('AVX512', 'AVX2', 'DEFAULT', ...).
+    torch's dispatch level caps the answer: with ATEN_CPU_CAPABILITY=avx2 (or a CPU without
+    AVX-512) torch runs its AVX2 kernels, which emulate bf16, whatever the CPU's flags say."""
+    dispatch = torch.backends.cpu.get_cpu_capability()
+    if not dispatch.startswith("AVX512"):
+        return dispatch
     if _cpu_flag("_is_amx_tile_supported"):
         return "AMX"
     if _cpu_flag("_is_avx512_bf16_supported"):
         return "AVX512_BF16"
-    return torch.backends.cpu.get_cpu_capability()
+    return dispatch
 
 
 def choose_precision(setting: str = "auto", device: str = "cpu", capability: str | None = None) -> Precision:

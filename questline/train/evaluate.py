@@ -46,6 +46,16 @@ def paired_diff_interval(before: dict[str, float], after: dict[str, float], z: f
     return mean, mean - half, mean + half
 
 
+def pooled_paired_interval(runs: list[tuple[dict[str, float], dict[str, float]]], z: float = 1.96):
+    """(mean difference, low, high) over the tasks of several paired runs (one per seed, each
+    with its own held-out tasks): every (run, task) pair is one paired difference. It
+    measures the evaluation noise of all runs together; the spread between seeds is in
+    the per-seed differences, reported beside it."""
+    before = {f"{i}/{k}": v for i, (b, _) in enumerate(runs) for k, v in b.items()}
+    after = {f"{i}/{k}": v for i, (_, a) in enumerate(runs) for k, v in a.items()}
+    return paired_diff_interval(before, after, z)
+
+
 def interval_text(diff: float, lo: float, hi: float) -> str:
     """'95% CI [lo, hi]', or in words what an interval of zero width means (every
     paired task moved by exactly `diff`), so '[+0.0%, +0.0%]' never looks like a bug."""
