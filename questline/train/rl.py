@@ -23,6 +23,7 @@ from questline.algos import (
     compute_advantages,
     episode_advantages,
     kl_penalty,
+    logprob_mismatch,
     masked_mean,
     row_count,
     truncated_importance_weights,
@@ -133,9 +134,12 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
     # With one epoch over one mini-batch the update is exactly on-policy: the old
     # logprobs are the current ones, taken from the training forward pass itself.
     on_policy = cfg.ppo_epochs == 1 and cfg.minibatch_size >= len(batch)
+    mismatch = None  # the sampling engine vs the trainer, before this update
     if (cfg.recompute_logprobs and not on_policy) or cfg.tis_cap:
         batch.old_logprobs = batch_logprobs(model, batch, micro, temperature, use_autocast)
         on_policy = False
+        if batch.rollout_logprobs is not None:
+            mismatch = logprob_mismatch(batch.old_logprobs, batch.rollout_logprobs, batch.loss_mask)
     if ref_model is not None:
         batch.ref_logprobs = batch_logprobs(ref_model, batch, micro, temperature, use_autocast)
         if cfg.kl_in == "reward" and cfg.kl_coef > 0:
@@ -155,13 +159,14 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
     if not has_signal and critic is None:
         # No signal (e.g. every group all-fail). Stepping anyway would let Adam's
         # momentum keep moving the weights along stale gradients, so skip.
-        return {"skipped_update": 1.0, "lr": scheduler.get_last_lr()[0]}
+        return {"skipped_update": 1.0, "lr": scheduler.get_last_lr()[0], **(mismatch or {})}
     train_policy = train_policy and has_signal
     model.train()
     if critic is not None:
         critic.train()
     stats: dict[str, list[float]] = {}
-    for _ in range(cfg.ppo_epochs):
+    pre_step: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if mismatch is None else None
+    for epoch in range(cfg.ppo_epochs):
         for m0 in range(0, len(batch), cfg.minibatch_size):
             mb = batch.select(range(m0, min(m0 + cfg.minibatch_size, len(batch))))
             n_tokens = float(mb.loss_mask.sum().clamp(min=1))
@@ -173,7 +178,8 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
                 st: dict[str, float] = {}
                 if train_policy:
                     st.update(_policy_backward(model, part, t, mask, cfg, on_policy, temperature,
-                                               use_autocast, n_tokens, n_rows))
+                                               use_autocast, n_tokens, n_rows,
+                                               pre_step if epoch == 0 and m0 == 0 else None))
                 if critic is not None:
                     st.update(_critic_backward(critic, part, t, mask, cfg, use_autocast, n_tokens, n_rows))
                 for k, v in st.items():
@@ -196,6 +202,10 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
         out["loss"] = sum(stats["loss"]) / (cfg.ppo_epochs * -(-len(batch) // cfg.minibatch_size))
     out["lr"] = scheduler.get_last_lr()[0]
     out["advantage_abs"] = masked_mean(batch.advantages.abs(), batch.loss_mask).item()
+    if pre_step:  # the first mini-batch's forward passes ran before any optimizer step
+        trainer, engine = (torch.cat(x) for x in zip(*pre_step))
+        mismatch = logprob_mismatch(trainer, engine, torch.ones_like(trainer))
+    out.update(mismatch or {})
     return out
 
 
@@ -206,10 +216,15 @@ def _scale(loss_per_token, mask, cfg, n_tokens, n_rows):
 
 
 def _policy_backward(model, part: Batch, t, mask, cfg, on_policy, temperature, use_autocast,
-                     n_tokens, n_rows) -> dict[str, float]:
+                     n_tokens, n_rows, pre_step: list | None = None) -> dict[str, float]:
+    """`pre_step`, when given, collects (trainer, engine) logprobs of the policy tokens
+    (this forward runs before any optimizer step of the update)."""
     logp, ent = sequence_logprobs(model, part.input_ids[:, :t], part.attention_mask[:, :t],
                                   temperature=temperature, use_autocast=use_autocast, with_entropy=True,
                                   token_mask=mask)
+    if pre_step is not None and part.rollout_logprobs is not None:
+        on = mask > 0
+        pre_step.append((logp.detach()[on], part.rollout_logprobs[:, :t][on]))
     old = logp.detach() if (on_policy and cfg.recompute_logprobs) else part.old_logprobs[:, :t]
     per_tok, st = LOSSES.get(cfg.loss)(logp, old, part.advantages[:, :t], mask, **loss_kwargs(cfg))
     if cfg.tis_cap:
