@@ -1,9 +1,10 @@
 """Start and stop a vLLM OpenAI-compatible server for one run.
 
 The server runs with the python of its own environment (vLLM pins its own torch
-and transformers): `.venv-vllm/bin/python` at the repository root (`make vllm`
-builds it), or this interpreter where it imports vllm (a GPU machine with the
-`vllm` package), or the one a recipe names (`engine.python`).
+and transformers): the one a recipe names (`engine.python`), else
+$QUESTLINE_VLLM_PYTHON, else `.venv-vllm/bin/python` at the repository root
+(`make vllm` builds it), else this interpreter where it imports vllm (a GPU
+machine with the `vllm` package).
 
 It listens on 127.0.0.1 only, on a free port, in its own process group. It is
 stopped (the whole group: API server, engine core, workers) when the `with`
@@ -48,6 +49,8 @@ def vllm_python(configured: str | None = None) -> str:
         if not path.exists():
             raise ConfigError(f"engine.python: {path} does not exist (run `make vllm` to build .venv-vllm)")
         return str(path)
+    if os.environ.get("QUESTLINE_VLLM_PYTHON"):
+        return vllm_python(os.environ["QUESTLINE_VLLM_PYTHON"])
     local = REPO_ROOT / DEFAULT_PYTHON
     if local.exists():
         return str(local)

@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 
 from questline.core import ConfigError
 from questline.inference import HFEngine
-from questline.inference.vllm_engine import EngineError, RetryPolicy, VLLMEngine
+from questline.inference.vllm_engine import EngineError, RetryPolicy, VLLMEngine, hit_rate
 from questline.inference.vllm_server import VLLMServer
 from questline.train.common import sequence_logprobs
 
@@ -68,11 +68,13 @@ def lora_rank(model) -> int:
     return max(int(c.r) for c in model.peft_config.values())
 
 
-def probe_ids(trajs=(), vocab: int = 256, n: int = 64, limit: int = 512) -> list[int]:
-    """Ids the sync check scores: the first trajectory's, else fixed pseudo-random ids."""
-    for t in trajs:
-        if len(t.ids) > 1:
-            return list(t.ids[:limit])
+def probe_ids(trajs=(), limit: int = 512) -> list[int] | None:
+    """Ids the sync check scores: the first trajectory's (None without one)."""
+    return next((list(t.ids[:limit]) for t in trajs if len(t.ids) > 1), None)
+
+
+def random_probe(vocab: int, n: int = 64) -> list[int]:
+    """Fixed pseudo-random ids, for a check before any trajectory exists."""
     g = torch.Generator().manual_seed(0)
     return torch.randint(0, vocab, (n,), generator=g).tolist()
 
@@ -93,6 +95,15 @@ class HFPolicyEngine:
         self.engine.model = model
         self.engine.update_weights()  # the engine shares the model: just drop stale caches
         return {}
+
+    def cache_counters(self) -> dict | None:
+        return None
+
+    def cache_stats(self, before: dict | None) -> dict:
+        return {}
+
+    def raise_if_down(self, iteration: int, trajs) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -151,7 +162,7 @@ class VLLMPolicyEngine:
         stats = {"engine_sync_s": time.perf_counter() - t0, "engine_sync_save_s": t1 - t0}
         self._prune(keep=path)
         if self._due_check():
-            stats.update(self.check(model, probe or probe_ids(vocab=model.config.vocab_size)))
+            stats.update(self.check(model, probe or random_probe(model.config.vocab_size)))
         return stats
 
     def check(self, model, ids: list[int]) -> dict:
@@ -167,6 +178,35 @@ class VLLMPolicyEngine:
                 f"(a server started from a checkpoint with tied embeddings on a CPU keeps its first lm_head; "
                 f"a bf16 server needs a larger check_tol)")
         return {"engine_check_max": worst, "engine_check_mean": float(diff.mean()) if len(diff) else 0.0}
+
+    def cache_counters(self) -> dict | None:
+        """The server's prefix-cache counters now (None where /metrics does not answer)."""
+        try:
+            return self.engine.prefix_cache()
+        except EngineError:
+            return None
+
+    def cache_stats(self, before: dict | None) -> dict:
+        """Prefix-cache hit rate (cached / queried prompt tokens) since `before`."""
+        after = self.cache_counters()
+        if before is None or after is None:
+            return {}
+        return {"prefix_cache_hit_rate": hit_rate(before, after)}
+
+    def raise_if_down(self, iteration: int, trajs) -> None:
+        """Episodes the engine failed are flagged infra_failed (left out of every statistic);
+        if the server is gone, the run stops here: rerunning the command resumes from
+        the last checkpoint (and starts a new server)."""
+        failed = [t for t in trajs if t.infra_failed and t.infra_error.startswith("engine:")]
+        if not failed:
+            return
+        dead = self.server is not None and not self.server.alive()
+        if dead or not self.engine.healthy():
+            where = f" (exit code {self.server.proc.returncode}; log {self.server.log_path})" if dead else ""
+            raise EngineError(
+                f"vLLM server at {self.engine.url} is down{where}: {len(failed)} of {len(trajs)} episodes of "
+                f"RL iteration {iteration} failed ({failed[0].infra_error}) and were flagged infra_failed; "
+                f"rerun the same command to resume from the last checkpoint")
 
     def _prune(self, keep: Path) -> None:
         for old in self.dir.glob("weights-*") if keep.name.startswith("weights") else self.dir.glob("lora-*"):
@@ -196,4 +236,4 @@ def open_engine(recipe, model, tokenizer, pad_id: int, run_dir: Path, *, autocas
                             recipe.rollout.max_context_tokens)
 
 
-__all__ = ["open_engine", "HFPolicyEngine", "VLLMPolicyEngine", "save_untied", "probe_ids"]
+__all__ = ["open_engine", "HFPolicyEngine", "VLLMPolicyEngine", "save_untied", "probe_ids", "random_probe"]

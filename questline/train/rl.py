@@ -32,12 +32,12 @@ from questline.algos import (
 from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet
 from questline.envs import prepare
-from questline.inference import HFEngine
 from questline.models.precision import model_precision
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
 from questline.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from questline.train.common import make_optimizer, sequence_logprobs, warmup_constant
+from questline.train.engine import open_engine, probe_ids
 from questline.train.logging import MetricsLogger
 
 
@@ -319,9 +319,11 @@ def collect(engine, chat, taskset: TaskSet, it: int, recipe, rcfg: RolloutConfig
 # ------------------------------------------------------------------ the loop
 def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *, iterations: int,
              ref_model=None, logger: MetricsLogger | None = None, progress=None,
-             stop_after: int | None = None) -> int:
+             stop_after: int | None = None, engine=None) -> int:
     """Run RL iterations [resume point, iterations). Returns the last finished iteration + 1.
-    `stop_after` ends the call early after that many iterations (tests, time budgets)."""
+    `stop_after` ends the call early after that many iterations (tests, time budgets).
+    `engine` (a `questline.train.engine` PolicyEngine) is the caller's to close; without
+    one, the recipe's `engine` section makes one for this call."""
     cfg = recipe.rl
     rcfg = rollout_config(recipe)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
@@ -347,40 +349,49 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     logger = logger or MetricsLogger(run_dir, "rl", resume_after=start - 1)
     if ref_model is not None:
         ref_model.eval().requires_grad_(False)
-    engine = HFEngine(model, pad_id, autocast=use_autocast)
     model.eval()
     done = start
-    for it in range(start, iterations):
-        t0 = time.perf_counter()
-        frac = it / max(iterations, 1)
-        temperature = temperature_at(rcfg, cfg, frac)
-        it_rcfg = rollout_config(recipe, temperature=temperature)
-        metrics, valid, rewards, trajs = collect(engine, chat, taskset, it, recipe, it_rcfg, frac)
-        t_rollout = time.perf_counter() - t0
-        metrics.update(trained_episodes=len(valid), temperature=temperature)
-        if valid:
-            batch = (Batch.from_episode_rows(valid, pad_id, rewards) if valid[0].windowed else
-                     Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)]))
-            metrics.update(rl_update(model, ref_model, optimizer, scheduler, batch, cfg,
-                                     temperature=temperature if temperature > 0 else 1.0,
-                                     use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
-                                     train_policy=it >= cfg.critic.warmup_iters or critic is None))
-        engine.update_weights()  # the engine shares the model: just drop stale caches
-        metrics["rollout_s"] = t_rollout
-        metrics["iter_s"] = time.perf_counter() - t0
-        logger.log("rl", it, metrics)
-        if recipe.run.sample_trajectories:
-            logger.samples(it, [t.to_dict() for t in trajs[: recipe.run.sample_trajectories]])
-        done = it + 1
-        last = done == iterations
-        every = recipe.run.checkpoint_every
-        if last or (every and done % every == 0):
-            save_checkpoint(run_dir, it, model, tokenizer, optimizer, scheduler,
-                            keep=recipe.run.keep_checkpoints, critic=critic, critic_optimizer=critic_optimizer)
-        if progress:
-            progress(done, iterations, f"success {metrics['success']:.2f}")
-        if stop_after is not None and done - start >= stop_after:
-            break
+    own_engine = engine is None
+    engine = engine or open_engine(recipe, model, tokenizer, pad_id, run_dir, autocast=use_autocast)
+    try:
+        engine.sync(model)  # resumed or changed weights
+        for it in range(start, iterations):
+            t0 = time.perf_counter()
+            frac = it / max(iterations, 1)
+            temperature = temperature_at(rcfg, cfg, frac)
+            it_rcfg = rollout_config(recipe, temperature=temperature)
+            cache_before = engine.cache_counters()
+            metrics, valid, rewards, trajs = collect(engine.engine, chat, taskset, it, recipe, it_rcfg, frac)
+            engine.raise_if_down(it, trajs)
+            t_rollout = time.perf_counter() - t0
+            metrics.update(engine.cache_stats(cache_before))
+            metrics.update(trained_episodes=len(valid), temperature=temperature)
+            if valid:
+                batch = (Batch.from_episode_rows(valid, pad_id, rewards) if valid[0].windowed else
+                         Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)]))
+                metrics.update(rl_update(model, ref_model, optimizer, scheduler, batch, cfg,
+                                         temperature=temperature if temperature > 0 else 1.0,
+                                         use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
+                                         train_policy=it >= cfg.critic.warmup_iters or critic is None))
+            metrics.update(engine.sync(model, probe_ids(valid)))  # the engine samples from the new weights
+            metrics["rollout_s"] = t_rollout
+            metrics["iter_s"] = time.perf_counter() - t0
+            logger.log("rl", it, metrics)
+            if recipe.run.sample_trajectories:
+                logger.samples(it, [t.to_dict() for t in trajs[: recipe.run.sample_trajectories]])
+            done = it + 1
+            last = done == iterations
+            every = recipe.run.checkpoint_every
+            if last or (every and done % every == 0):
+                save_checkpoint(run_dir, it, model, tokenizer, optimizer, scheduler,
+                                keep=recipe.run.keep_checkpoints, critic=critic, critic_optimizer=critic_optimizer)
+            if progress:
+                progress(done, iterations, f"success {metrics['success']:.2f}")
+            if stop_after is not None and done - start >= stop_after:
+                break
+    finally:
+        if own_engine:
+            engine.close()
     if own_logger:
         logger.close()
     return done
