@@ -250,14 +250,18 @@ def test_greedy_trajectories_equal_hf_engines(engine, policy, env, env_cfg, turn
             diverged.append((a.task.id, i, gap))
         else:
             assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
-    fwd = sum(t.tokens_forwarded for t in ours) / sum(len(t.ids) for t in ours)
+    ctx = sum(len(t.ids) for t in ours)
+    fwd = sum(t.tokens_forwarded for t in ours)
+    naive = sum(turn.end - 1 for t in ours for turn in t.turns)  # every turn re-prefilling its whole prompt
     print(f"{env}: {len(ours) - len(diverged)}/{len(ours)} equal; divergences {diverged}; "
           f"success vLLM {res_v.success:.2f} HF {res_h.success:.2f}; prefix-cache hit rate {rate:.2f}; "
-          f"fwd/ctx {fwd:.2f}")
+          f"fwd/ctx {fwd / ctx:.2f} (no reuse: {naive / ctx:.2f}; HFEngine: "
+          f"{sum(t.tokens_forwarded for t in ref) / ctx:.2f})")
     assert all(gap < 1e-4 for _, _, gap in diverged)
     assert len(diverged) <= 1
-    if env == "toy/maze":  # multi-turn: later turns reuse the earlier turns' KV blocks
-        assert any(len(t.turns) > 2 for t in ours) and rate > 0.3 and fwd < 0.8
+    assert any(len(t.turns) > 2 for t in ours)
+    # later turns reuse the earlier turns' KV blocks (whole 32-token blocks only)
+    assert rate > 0.3 and fwd < 0.6 * naive
 
 
 # ------------------------------------------------------------------ weight sync
@@ -326,8 +330,8 @@ def test_three_rl_iterations_on_vllm_samples(server, policy, tmp_path):
     from questline.train.logging import MetricsLogger
     from questline.train.rl import train_rl
     recipe = recipe_from_dict({
-        "env": {"name": "toy/maze"}, "rl": {"tasks_per_iter": 3, "group_size": 3, "lr": 1e-3,
-                                             "recompute_logprobs": False},
+        "env": {"name": "toy/maze"}, "model": {"precision": "fp32"}, "rl": {"tasks_per_iter": 3, "group_size": 3, "lr": 1e-3,
+                                             "reward": "dense", "recompute_logprobs": False},
         "rollout": {"max_turns": 8, "max_new_tokens": 8, "temperature": 1.0},
         "engine": {"kind": "vllm", "url": server.url, "check_first_n": 5},
         "run": {"dir": str(tmp_path), "checkpoint_every": 0}})
@@ -339,7 +343,7 @@ def test_three_rl_iterations_on_vllm_samples(server, policy, tmp_path):
     assert done == 3
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if r["stage"] == "rl"]
-    assert len(rows) == 3
+    assert len(rows) == 3 and any("skipped_update" not in m for m in rows)  # real updates were synced
     for m in rows:
         print({k: round(v, 6) for k, v in m.items() if k.startswith(("engine", "prefix"))})
         assert m["engine_logp_diff_max"] < 1e-3 and m["engine_kl_k3"] < 1e-6

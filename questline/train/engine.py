@@ -28,13 +28,13 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from questline.core import ConfigError
 from questline.inference import HFEngine
 from questline.inference.vllm_engine import EngineError, RetryPolicy, VLLMEngine, hit_rate
 from questline.inference.vllm_server import VLLMServer
-from questline.train.common import sequence_logprobs
 
 
 def is_lora(model) -> bool:
@@ -79,12 +79,13 @@ def random_probe(vocab: int, n: int = 64) -> list[int]:
     return torch.randint(0, vocab, (n,), generator=g).tolist()
 
 
-def trainer_logprobs(model, ids: list[int], use_autocast: bool = False) -> torch.Tensor:
-    """log p(ids[t] | ids[<t]) for t >= 1 at temperature 1, as the trainer computes it."""
+def trainer_logprobs(model, ids: list[int]) -> torch.Tensor:
+    """log p(ids[t] | ids[<t]) for t >= 1 at temperature 1 under the trainer's model
+    (a plain forward: works for peft models too)."""
     x = torch.tensor([ids], device=next(model.parameters()).device)
     with torch.no_grad():
-        lp, _ = sequence_logprobs(model, x, torch.ones_like(x), use_autocast=use_autocast)
-    return lp[0, 1:].float().cpu()
+        logits = model(input_ids=x).logits[0, :-1].float()
+    return F.log_softmax(logits, -1).gather(-1, x[0, 1:, None])[:, 0].cpu()
 
 
 class HFPolicyEngine:

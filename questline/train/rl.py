@@ -159,6 +159,9 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
     if not has_signal and critic is None:
         # No signal (e.g. every group all-fail). Stepping anyway would let Adam's
         # momentum keep moving the weights along stale gradients, so skip.
+        if mismatch is None and batch.rollout_logprobs is not None:
+            trainer = batch_logprobs(model, batch, micro, temperature, use_autocast)
+            mismatch = logprob_mismatch(trainer, batch.rollout_logprobs, batch.loss_mask)
         return {"skipped_update": 1.0, "lr": scheduler.get_last_lr()[0], **(mismatch or {})}
     train_policy = train_policy and has_signal
     model.train()
