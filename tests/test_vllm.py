@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -349,6 +350,49 @@ def test_three_rl_iterations_on_vllm_samples(server, policy, tmp_path):
         assert m["engine_logp_diff_max"] < 1e-3 and m["engine_kl_k3"] < 1e-6
         assert m["engine_check_max"] < 1e-3 and m["engine_sync_s"] > 0
         assert "prefix_cache_hit_rate" in m and m["infra_failed"] == 0
+
+
+TINY = {  # every stage, as small as it gets (as in test_output.py), on a vLLM server the run starts
+    "env": {"name": "toy/maze"},
+    "data": {"train_size": 12, "mix": {"easy": 1}, "eval_size": 2, "eval_mix": {"easy": 1},
+             "tokenizer_corpus_tasks": 12},
+    "model": {"preset": "xs", "vocab_size": 400, "precision": "fp32"},
+    "budget": {"episodes": 8, "sft_fraction": 0.5},
+    "sft": {"epochs": 1, "batch_size": 2, "micro_batch_size": 2},
+    "rl": {"tasks_per_iter": 1, "group_size": 4, "minibatch_size": 4, "micro_batch_size": 4},
+    "rollout": {"max_turns": 3, "max_new_tokens": 3, "max_context_tokens": 512},
+}
+
+
+def test_pipeline_starts_its_own_server_evaluates_and_trains_on_it_and_stops_it(tmp_path, monkeypatch):
+    from questline.train import engine as engine_module
+    from questline.train.pipeline import Pipeline
+    started = []
+
+    class Recorded(VLLMServer):
+        def start(self):
+            started.append(self)
+            return super().start()
+
+    monkeypatch.setattr(engine_module, "VLLMServer", Recorded)
+    recipe = recipe_from_dict({**TINY, "engine": {"kind": "vllm", "python": _python(), "check_first_n": 10}},
+                              [f"run.dir={tmp_path}"])
+    results = Pipeline(recipe).run()
+    assert len(started) == 1 and not group_pids(started[0].proc.pid)  # one server for every stage, stopped
+    assert {"untrained", "sft", "rl"} <= set(results)
+    rl = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+          if json.loads(line)["stage"] == "rl"]
+    assert rl and rl[0]["engine_check_max"] < 1e-3 and rl[0]["engine_logp_diff_max"] < 1e-3
+    assert (tmp_path / "engine" / "vllm.log").exists() and len(list((tmp_path / "engine").glob("weights-*"))) == 1
+
+
+def test_cli_eval_on_a_running_vllm_server(server, policy):
+    out = subprocess.run(
+        [sys.executable, "-m", "questline.cli", "eval", "toy/maze", "--policy", str(policy["dir"]),
+         "engine.kind=vllm", f"engine.url={server.url}", "data.eval_size=3", "rollout.max_turns=3"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(r"on toy/maze: success .* n=3 ", out.stdout), out.stdout
 
 
 # ------------------------------------------------------------------ a server that dies mid-rollout (runs last)

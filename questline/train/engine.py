@@ -131,10 +131,9 @@ class VLLMPolicyEngine:
         try:
             self.engine = VLLMEngine(url, concurrency=cfg.concurrency,
                                      retry=RetryPolicy(cfg.retries, timeout_s=cfg.timeout_s))
-            if cfg.url is not None:  # someone else's server: make it serve our weights first
+            if cfg.url is not None:  # someone else's server: make it serve our (base) weights first
                 self.engine.base_model = self.engine.model = _served_model(self.engine)
-                if not lora:
-                    self.engine.reload_weights(str(base))
+                self.engine.reload_weights(str(base))
         except BaseException:
             self.close()
             raise
@@ -223,7 +222,8 @@ class VLLMPolicyEngine:
 
 
 def _served_model(engine: VLLMEngine) -> str:
-    models = engine.get("/v1/models").json().get("data") or []
+    """The base model's name on a running server (LoRA adapters name a parent)."""
+    models = [m for m in engine.get("/v1/models").json().get("data") or [] if not m.get("parent")]
     if not models:
         raise EngineError(f"vLLM at {engine.url} serves no model")
     return models[0]["id"]
