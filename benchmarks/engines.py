@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shutil
 import tempfile
 import time
 from dataclasses import replace
@@ -147,4 +148,5 @@ if __name__ == "__main__":
         print(f"\nweight sync (median of {args.syncs}, save + load, first syncs logprob-checked): "
               f"full {t_full:.3f}s (save {s_full:.3f}s), LoRA r={args.lora_rank} {t_lora:.3f}s "
               f"(save {s_lora:.3f}s)")
+    shutil.rmtree(work, ignore_errors=True)
     print(f"total {time.perf_counter() - t_start:.0f}s, {load_average()} at end")

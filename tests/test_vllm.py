@@ -36,7 +36,7 @@ from questline.inference.vllm_engine import (
     completion_body,
     hit_rate,
 )
-from questline.inference.vllm_server import VLLMServer, group_pids, vllm_python
+from questline.inference.vllm_server import VLLMServer, group_pids, vllm_python, wait_group_gone
 from questline.models import build_model, train_tokenizer
 from questline.rollout import RolloutConfig, rollout
 from questline.train.common import sequence_logprobs
@@ -87,15 +87,6 @@ def _launch_parent(mode: str, model_dir: Path) -> tuple[subprocess.Popen, int]:
     return parent, pgid
 
 
-def _gone_within(pgid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not group_pids(pgid):
-            return True
-        time.sleep(0.5)
-    return False
-
-
 @pytest.mark.parametrize("mode,sig", [("start", signal.SIGTERM), ("with", signal.SIGINT),
                                       ("start", signal.SIGKILL)])
 def test_no_orphan_server_when_the_parent_is_stopped(policy, mode, sig):
@@ -104,7 +95,7 @@ def test_no_orphan_server_when_the_parent_is_stopped(policy, mode, sig):
     try:
         parent.send_signal(sig)
         parent.wait(timeout=60)
-        assert _gone_within(pgid, 60), f"server processes left: {group_pids(pgid)}"
+        assert wait_group_gone(pgid, 60), f"server processes left: {group_pids(pgid)}"
     finally:
         for pid in group_pids(pgid):
             os.kill(pid, signal.SIGKILL)

@@ -201,7 +201,7 @@ class VLLMServer:
                 os.killpg(pgid, sig)
             except ProcessLookupError:
                 break
-            if _group_gone(pgid, wait):
+            if wait_group_gone(pgid, wait):
                 break
         try:
             self.proc.wait(timeout=5)
@@ -237,7 +237,8 @@ def group_pids(pgid: int) -> list[int]:
     return out
 
 
-def _group_gone(pgid: int, timeout: float) -> bool:
+def wait_group_gone(pgid: int, timeout: float) -> bool:
+    """True once no live process of the group is left (False after `timeout` seconds)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not group_pids(pgid):

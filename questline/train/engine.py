@@ -46,8 +46,8 @@ def save_untied(model, tokenizer, path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     if is_lora(model):  # full weights of a LoRA policy: the adapter merged in
         model = copy.deepcopy(model).merge_and_unload()
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    if model.config.tie_word_embeddings:
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:  # its own copy: safetensors refuses shared tensors
         state["lm_head.weight"] = model.get_input_embeddings().weight.detach().to("cpu").clone()
     save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
     config = copy.deepcopy(model.config)
