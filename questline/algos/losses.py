@@ -121,6 +121,20 @@ def truncated_importance_weights(old_logprobs: torch.Tensor, rollout_logprobs: t
     return torch.exp(old_logprobs - rollout_logprobs).clamp(max=cap).detach()
 
 
+def logprob_mismatch(trainer_logprobs: torch.Tensor, engine_logprobs: torch.Tensor,
+                     mask: torch.Tensor) -> dict[str, float]:
+    """How far the engine that sampled is from the trainer on the sampled tokens:
+    mean and max |logp_engine - logp_trainer| over the masked tokens, and the k3
+    estimate of KL(engine || trainer) (the tokens are the engine's samples)."""
+    on = mask > 0
+    if not bool(on.any()):
+        return {"engine_logp_diff_mean": 0.0, "engine_logp_diff_max": 0.0, "engine_kl_k3": 0.0}
+    trainer, engine = trainer_logprobs[on].double(), engine_logprobs[on].double()
+    diff = (engine - trainer).abs()
+    return {"engine_logp_diff_mean": diff.mean().item(), "engine_logp_diff_max": diff.max().item(),
+            "engine_kl_k3": kl_penalty(engine, trainer, "k3").mean().item()}
+
+
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
                clip: float | None = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
     """Per-token critic loss 0.5 * (V - R)^2; with `clip`, PPO's clipped value loss

@@ -205,6 +205,29 @@ class RunConfig(_Strict):
     progress: bool = True
 
 
+class EngineConfig(_Strict):
+    """What samples rollouts and evaluations: the in-process HF engine, or a vLLM
+    server (questline.inference.vllm_engine) whose weights follow the trainer."""
+    kind: Literal["hf", "vllm"] = "hf"
+    url: str | None = None  # a running vLLM server (started with VLLM_SERVER_DEV_MODE=1); null: launch one
+    python: str | None = None  # the server's python; null: .venv-vllm/bin/python, else this one if it has vllm
+    max_model_len: int | None = Field(None, gt=0)  # null: rollout.max_context_tokens
+    kv_cache_gib: int = Field(1, gt=0)  # KV cache of a CPU server (VLLM_CPU_KVCACHE_SPACE)
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    block_size: int | None = Field(32, gt=0)  # KV block: prefix-cache reuse happens in whole blocks
+    threads: int | None = Field(None, gt=0)  # OMP_NUM_THREADS of a CPU server
+    extra_args: list[str] = Field(default_factory=list)  # more `vllm serve` flags
+    concurrency: int = Field(64, gt=0)  # requests in flight at once
+    timeout_s: float = Field(300.0, gt=0)  # per request
+    retries: int = Field(4, ge=0)  # timeouts, connection errors, 5xx: then the episode is infra_failed
+    startup_timeout_s: float = Field(900.0, gt=0)
+    # weight sync after every optimizer step: reload full HF weights, or hot-load a LoRA adapter
+    sync: Literal["full", "lora"] = "full"
+    check_first_n: int = Field(3, ge=0)  # compare the server's logprobs with the trainer's after these syncs
+    check_every: int = Field(0, ge=0)  # and after every k-th sync (0: never after the first n)
+    check_tol: float = Field(1e-3, gt=0)  # max |logp_engine - logp_trainer| a check allows
+
+
 class Recipe(_Strict):
     name: str = "experiment"
     seed: int = 0
@@ -215,6 +238,7 @@ class Recipe(_Strict):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     planning: PlanningSettings | None = None  # the dynamic planning agent mode (off when absent)

@@ -21,6 +21,7 @@ class Generation:
     finish_reason: str  # "stop" | "length"
     prompt_tokens_forwarded: int = 0  # prompt ids this call pushed through the model
     stats: dict = field(default_factory=dict)
+    error: str = ""  # the engine failed for this prompt (after its retries): an infra failure, ids empty
 
 
 class Engine(Protocol):

@@ -243,6 +243,9 @@ def _play_turn(e: _Episode, chat: ChatTokens, gen: Generation, gen_seconds: floa
     """Append one sampled action, step the env, append the observation (full mode).
     Returns done."""
     tr = e.traj
+    if gen.error:  # the engine failed for this episode (server gone, timeouts): not the agent's doing
+        tr.infra_failed, tr.infra_error, tr.done = True, f"engine: {gen.error}", True
+        return True
     ids, lps, forwarded = gen.ids, gen.logprobs, gen.stats.get("forwarded", 0)
     start = len(tr.ids)
     _append(tr, ids, 1, list(lps))

@@ -19,13 +19,13 @@ from questline.data import TaskSet, split_budget, write_jsonl
 from questline.data.corpus import oracle_texts
 from questline.envs import env_class
 from questline.experiments.recipe import Recipe, dump_recipe
-from questline.inference import HFEngine
 from questline.models import build_model, load_policy, resolve_policy, save_policy, train_tokenizer
 from questline.models.precision import model_precision
 from questline.models.presets import count_parameters
 from questline.rollout import rollout
 from questline.train.checkpoint import checkpoint_status, iteration_of
 from questline.train.durable import POLICY_FILES, atomic_dir, atomic_write_text, dir_problem
+from questline.train.engine import open_engine
 from questline.train.evaluate import (
     EvalResult,
     diff_interval,
@@ -92,6 +92,22 @@ class Pipeline:
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.chat.eot_id
         self.model.eval()
         self.precision = model_precision(recipe, self.model)
+        self._engine = None  # the PolicyEngine (a vLLM server for engine.kind vllm), made on first use
+
+    def policy_engine(self):
+        """The engine, sampling from the current policy's weights."""
+        if self._engine is None:
+            self._engine = open_engine(self.recipe, self.model, self.tokenizer, self.pad_id, self.run_dir,
+                                       autocast=self.precision.bf16)
+            if self.recipe.engine.kind == "vllm":
+                self.say(f"engine: vLLM at {self._engine.engine.url}"
+                         + (f" (started in {self._engine.startup_s:.0f}s)" if self._engine.startup_s else ""))
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
     def say(self, text: str) -> None:
         self.console.print(text, soft_wrap=not self.console.is_terminal)  # a log keeps each message on one line
@@ -119,7 +135,9 @@ class Pipeline:
             res = EvalResult(**self.results[stage]["greedy" if self.recipe.eval.greedy else "sampled"])
             self.say(f"[dim]{stage}: cached evaluation {res}[/dim]")
             return res
-        engine = HFEngine(self.model, self.pad_id, autocast=self.precision.bf16)
+        policy = self.policy_engine()
+        policy.sync(self.model)
+        engine = policy.engine
         tasks, n = self.heldout.tasks, self.recipe.eval.untrained_size
         if stage == "untrained" and n:
             tasks = tasks[::math.ceil(len(tasks) / n)]
@@ -197,12 +215,19 @@ class Pipeline:
             job = bar.add_task("rl", total=iterations, info="")
             done = train_rl(self.recipe, self.model, self.tokenizer, self.chat, self.train_set, self.run_dir,
                             iterations=iterations, logger=logger, stop_after=stop_after,
+                            engine=self.policy_engine(),
                             progress=lambda d, total, info: bar.update(job, completed=d, info=info))
         logger.close()
         self.say(f"rl: {done}/{iterations} iterations x {per_iter} episodes, {time.perf_counter() - t0:.0f}s")
         return iterations - done
 
     def run(self, stages: tuple[str, ...] = ("sft", "rl")) -> dict:
+        try:
+            return self._run(stages)
+        finally:
+            self.close()  # a vLLM server stops with the run, whatever ended it
+
+    def _run(self, stages: tuple[str, ...]) -> dict:
         r = self.recipe
         n_sft, n_rl = split_budget(r.budget.episodes, r.budget.sft_fraction)
         self.say(f"[bold]{r.name}[/bold]: env {r.env.name}, {len(self.train_set)} train tasks "

@@ -23,6 +23,7 @@ from questline.algos import (
     compute_advantages,
     episode_advantages,
     kl_penalty,
+    logprob_mismatch,
     masked_mean,
     row_count,
     truncated_importance_weights,
@@ -31,12 +32,12 @@ from questline.algos import (
 from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet
 from questline.envs import prepare
-from questline.inference import HFEngine
 from questline.models.precision import model_precision
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
 from questline.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from questline.train.common import make_optimizer, sequence_logprobs, warmup_constant
+from questline.train.engine import open_engine, probe_ids
 from questline.train.logging import MetricsLogger
 
 
@@ -133,9 +134,12 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
     # With one epoch over one mini-batch the update is exactly on-policy: the old
     # logprobs are the current ones, taken from the training forward pass itself.
     on_policy = cfg.ppo_epochs == 1 and cfg.minibatch_size >= len(batch)
+    mismatch = None  # the sampling engine vs the trainer, before this update
     if (cfg.recompute_logprobs and not on_policy) or cfg.tis_cap:
         batch.old_logprobs = batch_logprobs(model, batch, micro, temperature, use_autocast)
         on_policy = False
+        if batch.rollout_logprobs is not None:
+            mismatch = logprob_mismatch(batch.old_logprobs, batch.rollout_logprobs, batch.loss_mask)
     if ref_model is not None:
         batch.ref_logprobs = batch_logprobs(ref_model, batch, micro, temperature, use_autocast)
         if cfg.kl_in == "reward" and cfg.kl_coef > 0:
@@ -155,13 +159,17 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
     if not has_signal and critic is None:
         # No signal (e.g. every group all-fail). Stepping anyway would let Adam's
         # momentum keep moving the weights along stale gradients, so skip.
-        return {"skipped_update": 1.0, "lr": scheduler.get_last_lr()[0]}
+        if mismatch is None and batch.rollout_logprobs is not None:
+            trainer = batch_logprobs(model, batch, micro, temperature, use_autocast)
+            mismatch = logprob_mismatch(trainer, batch.rollout_logprobs, batch.loss_mask)
+        return {"skipped_update": 1.0, "lr": scheduler.get_last_lr()[0], **(mismatch or {})}
     train_policy = train_policy and has_signal
     model.train()
     if critic is not None:
         critic.train()
     stats: dict[str, list[float]] = {}
-    for _ in range(cfg.ppo_epochs):
+    pre_step: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if mismatch is None else None
+    for epoch in range(cfg.ppo_epochs):
         for m0 in range(0, len(batch), cfg.minibatch_size):
             mb = batch.select(range(m0, min(m0 + cfg.minibatch_size, len(batch))))
             n_tokens = float(mb.loss_mask.sum().clamp(min=1))
@@ -173,7 +181,8 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
                 st: dict[str, float] = {}
                 if train_policy:
                     st.update(_policy_backward(model, part, t, mask, cfg, on_policy, temperature,
-                                               use_autocast, n_tokens, n_rows))
+                                               use_autocast, n_tokens, n_rows,
+                                               pre_step if epoch == 0 and m0 == 0 else None))
                 if critic is not None:
                     st.update(_critic_backward(critic, part, t, mask, cfg, use_autocast, n_tokens, n_rows))
                 for k, v in st.items():
@@ -196,6 +205,10 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
         out["loss"] = sum(stats["loss"]) / (cfg.ppo_epochs * -(-len(batch) // cfg.minibatch_size))
     out["lr"] = scheduler.get_last_lr()[0]
     out["advantage_abs"] = masked_mean(batch.advantages.abs(), batch.loss_mask).item()
+    if pre_step:  # the first mini-batch's forward passes ran before any optimizer step
+        trainer, engine = (torch.cat(x) for x in zip(*pre_step))
+        mismatch = logprob_mismatch(trainer, engine, torch.ones_like(trainer))
+    out.update(mismatch or {})
     return out
 
 
@@ -206,10 +219,15 @@ def _scale(loss_per_token, mask, cfg, n_tokens, n_rows):
 
 
 def _policy_backward(model, part: Batch, t, mask, cfg, on_policy, temperature, use_autocast,
-                     n_tokens, n_rows) -> dict[str, float]:
+                     n_tokens, n_rows, pre_step: list | None = None) -> dict[str, float]:
+    """`pre_step`, when given, collects (trainer, engine) logprobs of the policy tokens
+    (this forward runs before any optimizer step of the update)."""
     logp, ent = sequence_logprobs(model, part.input_ids[:, :t], part.attention_mask[:, :t],
                                   temperature=temperature, use_autocast=use_autocast, with_entropy=True,
                                   token_mask=mask)
+    if pre_step is not None and part.rollout_logprobs is not None:
+        on = mask > 0
+        pre_step.append((logp.detach()[on], part.rollout_logprobs[:, :t][on]))
     old = logp.detach() if (on_policy and cfg.recompute_logprobs) else part.old_logprobs[:, :t]
     per_tok, st = LOSSES.get(cfg.loss)(logp, old, part.advantages[:, :t], mask, **loss_kwargs(cfg))
     if cfg.tis_cap:
@@ -304,9 +322,11 @@ def collect(engine, chat, taskset: TaskSet, it: int, recipe, rcfg: RolloutConfig
 # ------------------------------------------------------------------ the loop
 def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *, iterations: int,
              ref_model=None, logger: MetricsLogger | None = None, progress=None,
-             stop_after: int | None = None) -> int:
+             stop_after: int | None = None, engine=None) -> int:
     """Run RL iterations [resume point, iterations). Returns the last finished iteration + 1.
-    `stop_after` ends the call early after that many iterations (tests, time budgets)."""
+    `stop_after` ends the call early after that many iterations (tests, time budgets).
+    `engine` (a `questline.train.engine` PolicyEngine) is the caller's to close; without
+    one, the recipe's `engine` section makes one for this call."""
     cfg = recipe.rl
     rcfg = rollout_config(recipe)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
@@ -332,40 +352,49 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     logger = logger or MetricsLogger(run_dir, "rl", resume_after=start - 1)
     if ref_model is not None:
         ref_model.eval().requires_grad_(False)
-    engine = HFEngine(model, pad_id, autocast=use_autocast)
     model.eval()
     done = start
-    for it in range(start, iterations):
-        t0 = time.perf_counter()
-        frac = it / max(iterations, 1)
-        temperature = temperature_at(rcfg, cfg, frac)
-        it_rcfg = rollout_config(recipe, temperature=temperature)
-        metrics, valid, rewards, trajs = collect(engine, chat, taskset, it, recipe, it_rcfg, frac)
-        t_rollout = time.perf_counter() - t0
-        metrics.update(trained_episodes=len(valid), temperature=temperature)
-        if valid:
-            batch = (Batch.from_episode_rows(valid, pad_id, rewards) if valid[0].windowed else
-                     Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)]))
-            metrics.update(rl_update(model, ref_model, optimizer, scheduler, batch, cfg,
-                                     temperature=temperature if temperature > 0 else 1.0,
-                                     use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
-                                     train_policy=it >= cfg.critic.warmup_iters or critic is None))
-        engine.update_weights()  # the engine shares the model: just drop stale caches
-        metrics["rollout_s"] = t_rollout
-        metrics["iter_s"] = time.perf_counter() - t0
-        logger.log("rl", it, metrics)
-        if recipe.run.sample_trajectories:
-            logger.samples(it, [t.to_dict() for t in trajs[: recipe.run.sample_trajectories]])
-        done = it + 1
-        last = done == iterations
-        every = recipe.run.checkpoint_every
-        if last or (every and done % every == 0):
-            save_checkpoint(run_dir, it, model, tokenizer, optimizer, scheduler,
-                            keep=recipe.run.keep_checkpoints, critic=critic, critic_optimizer=critic_optimizer)
-        if progress:
-            progress(done, iterations, f"success {metrics['success']:.2f}")
-        if stop_after is not None and done - start >= stop_after:
-            break
+    own_engine = engine is None
+    engine = engine or open_engine(recipe, model, tokenizer, pad_id, run_dir, autocast=use_autocast)
+    try:
+        engine.sync(model)  # resumed or changed weights
+        for it in range(start, iterations):
+            t0 = time.perf_counter()
+            frac = it / max(iterations, 1)
+            temperature = temperature_at(rcfg, cfg, frac)
+            it_rcfg = rollout_config(recipe, temperature=temperature)
+            cache_before = engine.cache_counters()
+            metrics, valid, rewards, trajs = collect(engine.engine, chat, taskset, it, recipe, it_rcfg, frac)
+            engine.raise_if_down(it, trajs)
+            t_rollout = time.perf_counter() - t0
+            metrics.update(engine.cache_stats(cache_before))
+            metrics.update(trained_episodes=len(valid), temperature=temperature)
+            if valid:
+                batch = (Batch.from_episode_rows(valid, pad_id, rewards) if valid[0].windowed else
+                         Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)]))
+                metrics.update(rl_update(model, ref_model, optimizer, scheduler, batch, cfg,
+                                         temperature=temperature if temperature > 0 else 1.0,
+                                         use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
+                                         train_policy=it >= cfg.critic.warmup_iters or critic is None))
+            metrics.update(engine.sync(model, probe_ids(valid)))  # the engine samples from the new weights
+            metrics["rollout_s"] = t_rollout
+            metrics["iter_s"] = time.perf_counter() - t0
+            logger.log("rl", it, metrics)
+            if recipe.run.sample_trajectories:
+                logger.samples(it, [t.to_dict() for t in trajs[: recipe.run.sample_trajectories]])
+            done = it + 1
+            last = done == iterations
+            every = recipe.run.checkpoint_every
+            if last or (every and done % every == 0):
+                save_checkpoint(run_dir, it, model, tokenizer, optimizer, scheduler,
+                                keep=recipe.run.keep_checkpoints, critic=critic, critic_optimizer=critic_optimizer)
+            if progress:
+                progress(done, iterations, f"success {metrics['success']:.2f}")
+            if stop_after is not None and done - start >= stop_after:
+                break
+    finally:
+        if own_engine:
+            engine.close()
     if own_logger:
         logger.close()
     return done

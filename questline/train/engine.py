@@ -1,0 +1,240 @@
+"""The engine a run samples from, kept on the trainer's weights.
+
+`open_engine(recipe, ...)` gives a `PolicyEngine`: `.engine` is what rollouts
+call, `.sync(model, probe)` makes it sample from `model`'s current weights.
+
+- `engine.kind: hf`: the in-process `HFEngine` shares the model; a sync only
+  drops its KV caches.
+- `engine.kind: vllm`: a vLLM server (launched here unless `engine.url` is set).
+  `sync: full` saves the weights as HF safetensors under `<run>/engine/` and has
+  the server reload them in place (`/collective_rpc reload_weights`, then the
+  prefix cache is dropped); `sync: lora` saves the peft adapter and hot-loads it
+  under a new name (the old one is unloaded). After the first `check_first_n`
+  syncs (and every `check_every`-th) the server scores `probe` ids and its
+  logprobs must equal the trainer's within `check_tol`: a server that did not
+  take the new weights is an `EngineError`, never a silent off-policy run.
+
+The copy the server loads has an untied output layer (`lm_head` a copy of the
+embeddings, same logits): vLLM's CPU backend packs the tied `lm_head` once at
+load and `reload_weights` does not re-pack it, so with tied weights the server
+would keep the first output layer forever (found by the sync check).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from questline.core import ConfigError
+from questline.inference import HFEngine
+from questline.inference.vllm_engine import EngineError, RetryPolicy, VLLMEngine, hit_rate
+from questline.inference.vllm_server import VLLMServer
+
+
+def is_lora(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
+def save_untied(model, tokenizer, path: Path) -> Path:
+    """An HF directory of `model` with `lm_head.weight` stored on its own (see the module docstring)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if is_lora(model):  # full weights of a LoRA policy: the adapter merged in
+        model = copy.deepcopy(model).merge_and_unload()
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if model.config.tie_word_embeddings:  # its own copy: safetensors refuses shared tensors
+        state["lm_head.weight"] = model.get_input_embeddings().weight.detach().to("cpu").clone()
+    save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
+    config = copy.deepcopy(model.config)
+    config.tie_word_embeddings = False
+    config.save_pretrained(path)
+    for key in ("is_local", "local_files_only"):
+        tokenizer.init_kwargs.pop(key, None)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def base_weights(model):
+    """The model without its LoRA adapter (a copy; the trainer's model is untouched)."""
+    return copy.deepcopy(model).unload() if is_lora(model) else model
+
+
+def lora_rank(model) -> int:
+    return max(int(c.r) for c in model.peft_config.values())
+
+
+def probe_ids(trajs=(), limit: int = 512) -> list[int] | None:
+    """Ids the sync check scores: the first trajectory's (None without one)."""
+    return next((list(t.ids[:limit]) for t in trajs if len(t.ids) > 1), None)
+
+
+def random_probe(vocab: int, n: int = 64) -> list[int]:
+    """Fixed pseudo-random ids, for a check before any trajectory exists."""
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, vocab, (n,), generator=g).tolist()
+
+
+def trainer_logprobs(model, ids: list[int]) -> torch.Tensor:
+    """log p(ids[t] | ids[<t]) for t >= 1 at temperature 1 under the trainer's model
+    (a plain forward: works for peft models too)."""
+    x = torch.tensor([ids], device=next(model.parameters()).device)
+    with torch.no_grad():
+        logits = model(input_ids=x).logits[0, :-1].float()
+    return F.log_softmax(logits, -1).gather(-1, x[0, 1:, None])[:, 0].cpu()
+
+
+class HFPolicyEngine:
+    def __init__(self, model, pad_id: int, autocast: bool):
+        self.engine = HFEngine(model, pad_id, autocast=autocast)
+
+    def sync(self, model, probe: list[int] | None = None) -> dict:
+        self.engine.model = model
+        self.engine.update_weights()  # the engine shares the model: just drop stale caches
+        return {}
+
+    def cache_counters(self) -> dict | None:
+        return None
+
+    def cache_stats(self, before: dict | None) -> dict:
+        return {}
+
+    def raise_if_down(self, iteration: int, trajs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class VLLMPolicyEngine:
+    def __init__(self, cfg, model, tokenizer, work_dir: Path, max_context_tokens: int):
+        self.cfg, self.tokenizer, self.dir = cfg, tokenizer, Path(work_dir)
+        self.syncs = 0
+        self.server = None
+        lora = cfg.sync == "lora"
+        if lora and not is_lora(model):
+            raise ConfigError("engine.sync: lora needs a LoRA policy (a peft model; model.lora)")
+        base = save_untied(base_weights(model), tokenizer, self.dir / "base")
+        if cfg.url is None:
+            self.server = VLLMServer(
+                base, python=cfg.python, max_model_len=cfg.max_model_len or max_context_tokens,
+                kv_cache_gib=cfg.kv_cache_gib, dtype=cfg.dtype, block_size=cfg.block_size,
+                lora_rank=lora_rank(model) if lora else None, threads=cfg.threads,
+                log_path=self.dir / "vllm.log", startup_timeout_s=cfg.startup_timeout_s,
+                extra_args=tuple(cfg.extra_args))
+            self.server.__enter__()
+        url = cfg.url or self.server.url
+        try:
+            self.engine = VLLMEngine(url, concurrency=cfg.concurrency,
+                                     retry=RetryPolicy(cfg.retries, timeout_s=cfg.timeout_s))
+            if cfg.url is not None:  # someone else's server: make it serve our (base) weights first
+                self.engine.base_model = self.engine.model = _served_model(self.engine)
+                self.engine.reload_weights(str(base))
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def startup_s(self) -> float:
+        return self.server.startup_s if self.server else 0.0
+
+    def _due_check(self) -> bool:
+        c = self.cfg
+        return self.syncs <= c.check_first_n or bool(c.check_every and self.syncs % c.check_every == 0)
+
+    def sync(self, model, probe: list[int] | None = None) -> dict:
+        """Put `model`'s weights on the server; check them when due. Returns timings and the check."""
+        self.syncs += 1
+        t0 = time.perf_counter()
+        if self.cfg.sync == "lora":
+            path = self.dir / f"lora-{self.syncs:06d}"
+            model.save_pretrained(path)
+            t1 = time.perf_counter()
+            self.engine.load_lora(str(path))
+        else:
+            path = save_untied(model, self.tokenizer, self.dir / f"weights-{self.syncs:06d}")
+            t1 = time.perf_counter()
+            self.engine.reload_weights(str(path))
+        stats = {"engine_sync_s": time.perf_counter() - t0, "engine_sync_save_s": t1 - t0}
+        self._prune(keep=path)
+        if self._due_check():
+            stats.update(self.check(model, probe or random_probe(model.config.vocab_size)))
+        return stats
+
+    def check(self, model, ids: list[int]) -> dict:
+        """The server's logprobs on `ids` must equal the trainer's (engine.check_tol)."""
+        served = torch.tensor(self.engine.score(ids))
+        diff = (served - trainer_logprobs(model, ids)).abs()
+        worst = float(diff.max()) if len(diff) else 0.0
+        if worst > self.cfg.check_tol:
+            raise EngineError(
+                f"stale engine: after weight sync {self.syncs} the vLLM server's logprobs differ from the "
+                f"trainer's by up to {worst:.3g} (mean {float(diff.mean()):.3g}) on {len(diff)} tokens, over "
+                f"engine.check_tol {self.cfg.check_tol}: it is not sampling from the trainer's weights "
+                f"(a server started from a checkpoint with tied embeddings on a CPU keeps its first lm_head; "
+                f"a bf16 server needs a larger check_tol)")
+        return {"engine_check_max": worst, "engine_check_mean": float(diff.mean()) if len(diff) else 0.0}
+
+    def cache_counters(self) -> dict | None:
+        """The server's prefix-cache counters now (None where /metrics does not answer)."""
+        try:
+            return self.engine.prefix_cache()
+        except EngineError:
+            return None
+
+    def cache_stats(self, before: dict | None) -> dict:
+        """Prefix-cache hit rate (cached / queried prompt tokens) since `before`."""
+        after = self.cache_counters()
+        if before is None or after is None:
+            return {}
+        return {"prefix_cache_hit_rate": hit_rate(before, after)}
+
+    def raise_if_down(self, iteration: int, trajs) -> None:
+        """Episodes the engine failed are flagged infra_failed (left out of every statistic);
+        if the server is gone, the run stops here: rerunning the command resumes from
+        the last checkpoint (and starts a new server)."""
+        failed = [t for t in trajs if t.infra_failed and t.infra_error.startswith("engine:")]
+        if not failed:
+            return
+        dead = self.server is not None and not self.server.alive()
+        if dead or not self.engine.healthy():
+            where = f" (exit code {self.server.proc.returncode}; log {self.server.log_path})" if dead else ""
+            raise EngineError(
+                f"vLLM server at {self.engine.url} is down{where}: {len(failed)} of {len(trajs)} episodes of "
+                f"RL iteration {iteration} failed ({failed[0].infra_error}) and were flagged infra_failed; "
+                f"rerun the same command to resume from the last checkpoint")
+
+    def _prune(self, keep: Path) -> None:
+        for old in self.dir.glob("weights-*") if keep.name.startswith("weights") else self.dir.glob("lora-*"):
+            if old != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def close(self) -> None:
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.close()
+        if self.server is not None:
+            self.server.stop()
+
+
+def _served_model(engine: VLLMEngine) -> str:
+    """The base model's name on a running server (LoRA adapters name a parent)."""
+    models = [m for m in engine.get("/v1/models").json().get("data") or [] if not m.get("parent")]
+    if not models:
+        raise EngineError(f"vLLM at {engine.url} serves no model")
+    return models[0]["id"]
+
+
+def open_engine(recipe, model, tokenizer, pad_id: int, run_dir: Path, *, autocast: bool = False):
+    """The run's PolicyEngine (close it when done: `with contextlib.closing(...)`)."""
+    if recipe.engine.kind == "hf":
+        return HFPolicyEngine(model, pad_id, autocast)
+    return VLLMPolicyEngine(recipe.engine, model, tokenizer, Path(run_dir) / "engine",
+                            recipe.rollout.max_context_tokens)
+
+
+__all__ = ["open_engine", "HFPolicyEngine", "VLLMPolicyEngine", "save_untied", "probe_ids", "random_probe"]
