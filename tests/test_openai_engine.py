@@ -10,7 +10,13 @@ from questline.agent import ChatTokens
 from questline.core import ConfigError
 from questline.envs import generate_tasks
 from questline.inference import ChatReply, SamplingParams
-from questline.inference.openai_chat import OpenAIChatEngine, api_key, check_base_url, error_reply, request_args
+from questline.inference.openai_chat import (
+    OpenAIChatEngine,
+    api_key,
+    check_base_url,
+    error_reply,
+    request_args,
+)
 from questline.rollout import RolloutConfig, rollout
 from questline.train.evaluate import evaluate, infra_summary
 
@@ -97,3 +103,18 @@ def test_request_arguments_urls_and_keys(monkeypatch):
         api_key("QL_TEST_KEY")
     monkeypatch.setenv("QL_TEST_KEY", "sk-1")
     assert api_key("QL_TEST_KEY") == "sk-1"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+     "error: cannot reach the OpenAI-compatible server at http://127.0.0.1:9/v1 ([Errno 111] Connection refused); "
+     "is it running?"),
+    (["--base-url", "localhost:8000", "--model", "m"], "error: --base-url: 'localhost:8000' is not an http(s) URL"),
+    (["--model", "m"], "error: eval --engine openai: give --base-url"),
+    (["--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--policy", "x"], "error: eval --engine openai plays"),
+])
+def test_eval_engine_openai_bad_flags_or_a_refused_port_are_one_error_line(capsys, flags, message):
+    from questline.cli import main
+    assert main(["eval", "toy/maze", "--engine", "openai", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
