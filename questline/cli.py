@@ -155,7 +155,10 @@ def _record_tokenizer(recipe, heldout):
 def _openai_engine(args):
     """`--engine openai`: a checked OpenAI-compatible chat endpoint (questline.inference.openai_chat)."""
     from questline.core import ConfigError
-    from questline.inference.openai_chat import NOT_TOKEN_IN_TOKEN_OUT, OpenAIChatEngine, api_key
+    try:
+        from questline.inference.openai_chat import NOT_TOKEN_IN_TOKEN_OUT, OpenAIChatEngine, api_key
+    except ImportError as e:
+        raise ConfigError(f"--engine openai needs the openai package ({e}): pip install 'questline[openai]'") from None
     if not (args.base_url and args.model):
         raise ConfigError("eval --engine openai: give --base-url (e.g. http://127.0.0.1:8000/v1) and --model")
     if args.agent != "model" or args.policy or args.plan:

@@ -5,6 +5,10 @@ This is NOT token-in-token-out. The server applies its own chat template and
 tokenizer; the rollout records a local tokenisation of the text only so that
 trajectories keep their usual shape. Use it to evaluate, never to train.
 
+The rollout calls `chat` once per turn with every live episode's conversation;
+up to `concurrency` requests are in flight at once (threads), and the next turn
+starts when all replies are in (simple, and the server batches what arrives).
+
 `OpenAIChatEngine.check()` asks `/models` first, so a bad URL, a refused connection,
 a refused key or a model the server does not have is one `ConfigError` before any
 episode starts. Mid-run, the `openai` client retries connection errors, timeouts,

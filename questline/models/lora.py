@@ -19,6 +19,7 @@ the merged weights are never trained on.
 from __future__ import annotations
 
 import copy
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -34,17 +35,17 @@ def add_lora(model, lora, seed: int = 0):
     adapter's parameters require gradients afterwards. Returns the PeftModel; `model`
     itself now holds the adapter layers."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    peft = _peft()
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [m for m in lora.target_modules if m not in present]
     if missing:
         raise ConfigError(f"model.lora.target_modules: {missing} not in this model "
                           f"(its linear layers: {', '.join(sorted(linear_names(model)))})")
-    cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+    cfg = peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                      target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return get_peft_model(model, cfg)
+        return peft.get_peft_model(model, cfg)
 
 
 def linear_names(model) -> set[str]:
@@ -53,8 +54,16 @@ def linear_names(model) -> set[str]:
 
 
 def is_lora(model) -> bool:
-    from peft import PeftModel
-    return isinstance(model, PeftModel)
+    peft = sys.modules.get("peft")  # never imported: no model is a peft model (and peft is optional)
+    return peft is not None and isinstance(model, peft.PeftModel)
+
+
+def _peft():
+    try:
+        import peft
+    except ImportError:
+        raise ConfigError("model.lora needs peft: pip install 'questline[lora]'") from None
+    return peft
 
 
 def adapter_off(model):
