@@ -156,7 +156,11 @@ def _openai_engine(args):
     """`--engine openai`: a checked OpenAI-compatible chat endpoint (questline.inference.openai_chat)."""
     from questline.core import ConfigError
     try:
-        from questline.inference.openai_chat import NOT_TOKEN_IN_TOKEN_OUT, OpenAIChatEngine, api_key
+        from questline.inference.openai_chat import (
+            NOT_TOKEN_IN_TOKEN_OUT,
+            OpenAIChatEngine,
+            api_key,
+        )
     except ImportError as e:
         raise ConfigError(f"--engine openai needs the openai package ({e}): pip install 'questline[openai]'") from None
     if not (args.base_url and args.model):
