@@ -26,7 +26,6 @@ from pathlib import Path
 from questline.core import ConfigError
 
 ADAPTER_DIR = "adapter"
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 def add_lora(model, lora, seed: int = 0):
@@ -42,7 +41,7 @@ def add_lora(model, lora, seed: int = 0):
         raise ConfigError(f"model.lora.target_modules: {missing} not in this model "
                           f"(its linear layers: {', '.join(sorted(linear_names(model)))})")
     cfg = peft.LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                     target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+                          target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return peft.get_peft_model(model, cfg)
