@@ -4,6 +4,7 @@ one clear error naming the field and what is allowed."""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 import typing
@@ -317,7 +318,7 @@ def apply_override(data: dict, dotted: str) -> None:
 
 
 def recipe_from_dict(data: dict, overrides: list[str] = ()) -> Recipe:
-    data = dict(data or {})
+    data = copy.deepcopy(data or {})  # overrides never reach the caller's nested sections
     for o in overrides:
         apply_override(data, o)
     try:
