@@ -58,10 +58,12 @@ def test_a_full_context_ends_the_episode_truncated_and_a_failing_server_flags_it
     assert down.infra_failed and down.infra_error == "engine: HTTP 503: busy" and not down.turns
 
 
-def test_a_refused_connection_mid_run_is_retried_then_flagged_never_scored(toy_tokenizer):
+def test_a_refused_connection_mid_run_is_retried_then_flagged_never_scored(toy_tokenizer, caplog):
     tasks = generate_tasks("toy/maze", 3, "easy", seed=1)
     engine = OpenAIChatEngine("http://127.0.0.1:9/v1", "any", retries=1)  # port 9: nothing listens
-    res, trajs = evaluate(engine, ChatTokens(toy_tokenizer), tasks, RolloutConfig(max_turns=3))
+    with caplog.at_level("INFO", logger="openai"):
+        res, trajs = evaluate(engine, ChatTokens(toy_tokenizer), tasks, RolloutConfig(max_turns=3))
+    assert caplog.text.count("Retrying request to /chat/completions") == 3  # once per episode, with backoff
     assert all(t.infra_failed and "APIConnectionError" in t.infra_error for t in trajs)
     assert (res.n, res.infra_failed) == (0, 3)
     assert infra_summary(trajs).startswith("3 of 3 episodes left out as infrastructure failures")
