@@ -106,21 +106,25 @@ def cmd_eval(args) -> None:
     from questline.train.rl import rollout_config
     recipe = _recipe(args.recipe, args.overrides)
     given = _read_plan(args.plan) if args.plan else None
+    served = _openai_engine(args) if args.engine == "openai" else None  # checked before any work
     _, heldout = task_sets(recipe)
     if args.submission and recipe.env.name != "travelplanner":
         raise ConfigError(f"--submission: the leaderboard file is TravelPlanner's; this recipe runs {recipe.env.name}")
-    if args.agent == "model":
+    # a served model's own context window ends its episodes (the server says when it is full)
+    rcfg = rollout_config(recipe, **({"max_context_tokens": sys.maxsize} if served else {}))
+    if served is not None:
+        engine, tok, name = served, _record_tokenizer(recipe, heldout), args.model
+    elif args.base_url or args.model or args.api_key_env:
+        raise ConfigError("eval: --base-url, --model and --api-key-env go with --engine openai")
+    elif args.agent == "model":
         if not args.policy:
             raise ConfigError("eval: --policy is required with --agent model")
         engine, tok = _engine(args.policy, recipe)
+        name = args.policy
     else:  # a scripted agent still needs a tokenizer for the token-level trajectory
-        from questline.data.corpus import oracle_texts
-        from questline.models import train_tokenizer
-        tok = resolve_policy(args.policy)[1] if args.policy else train_tokenizer(
-            oracle_texts(heldout.tasks[:20], recipe.env.config), vocab_size=recipe.model.vocab_size)
-        engine = None
+        tok = resolve_policy(args.policy)[1] if args.policy else _record_tokenizer(recipe, heldout)
+        engine, name = None, f"{args.agent} agent"
     chat = ChatTokens(tok)
-    name = args.policy if args.agent == "model" else f"{args.agent} agent"
     before = _read_against(args.against) if args.against else None
     if before is not None and not {t.id for t in heldout.tasks} & set(before.per_task):
         raise ConfigError(f"--against: {args.against} shares no held-out task with this recipe")
@@ -129,7 +133,7 @@ def cmd_eval(args) -> None:
         out = args.out if plan is None else None
         with progress_bar() as bar, episode_writer(out) as write:  # --out fills as episodes finish
             job = bar.add_task(f"eval {label}", total=len(heldout.tasks), info="")
-            res, trajs = evaluate(engine, chat, heldout.tasks, rollout_config(recipe), greedy=not args.sampled,
+            res, trajs = evaluate(engine, chat, heldout.tasks, rcfg, greedy=not args.sampled,
                                   temperature=recipe.eval.temperature, seed=recipe.seed, env_cfg=recipe.env.config,
                                   policy=args.agent, given_plan=plan, on_episode=write,
                                   progress=lambda k, job=job: bar.advance(job, k))
@@ -149,6 +153,36 @@ def cmd_eval(args) -> None:
     if rows[0][1].env_metrics:
         scored = f", {rows[0][1].n} scored" if rows[0][1].infra_failed else ""
         Console().print(env_metrics_table(rows, f"{recipe.env.name}: {len(heldout)} held-out tasks{scored}"))
+
+
+def _record_tokenizer(recipe, heldout):
+    """A tokenizer trained on a few oracle episodes: scripted agents and text engines
+    write text, and the trajectory records its ids in this tokenisation."""
+    from questline.data.corpus import oracle_texts
+    from questline.models import train_tokenizer
+    return train_tokenizer(oracle_texts(heldout.tasks[:20], recipe.env.config), vocab_size=recipe.model.vocab_size)
+
+
+def _openai_engine(args):
+    """`--engine openai`: a checked OpenAI-compatible chat endpoint (questline.inference.openai_chat)."""
+    from questline.core import ConfigError
+    try:
+        from questline.inference.openai_chat import (
+            NOT_TOKEN_IN_TOKEN_OUT,
+            OpenAIChatEngine,
+            api_key,
+        )
+    except ImportError as e:
+        raise ConfigError(f"--engine openai needs the openai package ({e}): pip install 'questline[openai]'") from None
+    if not (args.base_url and args.model):
+        raise ConfigError("eval --engine openai: give --base-url (e.g. http://127.0.0.1:8000/v1) and --model")
+    if args.agent != "model" or args.policy or args.plan:
+        raise ConfigError("eval --engine openai plays the served --model: drop --agent, --policy and --plan")
+    engine = OpenAIChatEngine(args.base_url, args.model, key=api_key(args.api_key_env),
+                              concurrency=args.concurrency)
+    engine.check()
+    print(f"note: {NOT_TOKEN_IN_TOKEN_OUT}")
+    return engine
 
 
 def _write_submission(path: str, trajs: list, recipe) -> None:
@@ -305,6 +339,15 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     ev.add_argument("--agent", default="model", help="model (needs --policy), oracle, or a baseline the env "
                     "defines (travelplanner: greedy, random)")
     ev.add_argument("--policy", default="", help="HF directory or smollm2-135m-instruct")
+    ev.add_argument("--engine", default="hf", choices=["hf", "openai"], help="hf: --policy in process "
+                    "(token-in-token-out); openai: any model an OpenAI-compatible chat endpoint serves "
+                    "(text in, text out; evaluation only)")
+    ev.add_argument("--base-url", default="", help="--engine openai: the endpoint, e.g. http://127.0.0.1:8000/v1")
+    ev.add_argument("--model", default="", help="--engine openai: a model name the server lists at /models")
+    ev.add_argument("--api-key-env", default="", help="--engine openai: environment variable holding the API "
+                    "key (default: OPENAI_API_KEY if set; a local vLLM server needs none)")
+    ev.add_argument("--concurrency", type=_positive_int, default=16,
+                    help="--engine openai: requests in flight at once")
     ev.add_argument("--sampled", action="store_true", help="sample instead of greedy decoding")
     ev.add_argument("--plan", default="", help="text file with a plan: evaluate without and with it as the "
                     "current plan (steering)")

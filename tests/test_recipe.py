@@ -65,3 +65,9 @@ def test_every_shipped_recipe_and_sweep_is_valid():
             load_sweep(path)
         else:
             load_recipe(path)
+
+
+def test_overrides_leave_the_callers_sections_alone():
+    data = {"model": {"preset": "xs"}, "rl": {"lr": 1e-3}}
+    assert recipe_from_dict(data, ["model.vocab_size=512", "rl.lr=0.5"]).rl.lr == 0.5
+    assert data == {"model": {"preset": "xs"}, "rl": {"lr": 1e-3}}

@@ -4,6 +4,7 @@ one clear error naming the field and what is allowed."""
 
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 import typing
@@ -33,6 +34,14 @@ class DataConfig(_Strict):
     tokenizer_corpus_tasks: int = Field(300, gt=0)  # oracle episodes the tokenizer is trained on
 
 
+class LoraSettings(_Strict):
+    """LoRA with peft (questline.models.lora): only the adapter trains, in SFT and RL."""
+    r: int = Field(8, gt=0)  # rank (vLLM serves ranks up to its --max-lora-rank, 16 by default)
+    alpha: float = Field(16.0, gt=0)  # scale = alpha / r
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1)
+
+
 class ModelConfig(_Strict):
     preset: Literal["xs", "s", "m"] | None = "xs"  # tiny model trained from scratch
     path: str | None = None  # HF directory, or "smollm2-135m-instruct"; overrides preset
@@ -40,6 +49,7 @@ class ModelConfig(_Strict):
     # bf16 autocast or fp32 for training; auto: bf16 where the CPU (AVX512_BF16, AMX) or GPU runs it
     # natively (questline.models.precision). CPU generation stays fp32 (faster there).
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    lora: LoraSettings | None = None  # null: full fine-tuning
 
     @model_validator(mode="before")
     @classmethod
@@ -332,7 +342,7 @@ def apply_override(data: dict, dotted: str) -> None:
 
 
 def recipe_from_dict(data: dict, overrides: list[str] = ()) -> Recipe:
-    data = dict(data or {})
+    data = copy.deepcopy(data or {})  # overrides never reach the caller's nested sections
     for o in overrides:
         apply_override(data, o)
     try:

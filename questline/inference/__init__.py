@@ -1,4 +1,4 @@
-from questline.inference.base import Engine, Generation, SamplingParams
+from questline.inference.base import ChatReply, Engine, Generation, SamplingParams, TextEngine
 from questline.inference.hf_engine import HFEngine
 
-__all__ = ["Engine", "Generation", "HFEngine", "SamplingParams"]
+__all__ = ["ChatReply", "Engine", "Generation", "HFEngine", "SamplingParams", "TextEngine"]

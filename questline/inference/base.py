@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -41,3 +41,25 @@ class Engine(Protocol):
 
     def update_weights(self, state_dict: dict | None = None) -> None:
         """Load new policy weights (or note that shared weights changed); drops all caches."""
+
+
+@dataclass
+class ChatReply:
+    """One reply of a text engine: `text` with finish_reason "stop" | "length";
+    "context" when the conversation no longer fits the model's context window (the
+    episode ends as truncated, as with a token engine); "infra" when the server kept
+    failing (`error` says why; the episode is flagged infra_failed, never scored)."""
+    text: str
+    finish_reason: str
+    error: str = ""
+
+
+@runtime_checkable
+class TextEngine(Protocol):
+    """Text in, text out: a chat endpoint that applies its own chat template and
+    tokenizer (`questline.inference.openai_chat`). Not token-in-token-out: the
+    rollout records a local tokenisation of the text, which cannot be trained on."""
+
+    def chat(self, conversations: list[list[dict]], params: SamplingParams,
+             seeds: list[int] | None = None) -> list[ChatReply]:
+        """One reply per conversation (OpenAI chat messages), requests in flight at once."""

@@ -46,9 +46,9 @@ from questline.agent.planning import (
     plan_token_count,
     planning_metrics,
 )
-from questline.core import Task, Trajectory, Turn, derive_seed
+from questline.core import ConfigError, Task, Trajectory, Turn, derive_seed
 from questline.envs import make, prepare
-from questline.inference import Engine, Generation, SamplingParams
+from questline.inference import Engine, Generation, SamplingParams, TextEngine
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,8 @@ def _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done) -> None:
         t0 = time.perf_counter()
         if policy != "model":
             gens = [_scripted_generation(e, chat, policy, turn) for e in live]
+        elif isinstance(engine, TextEngine):
+            gens = _text_generations(live, chat, engine, params, seed, turn, window)
         else:
             gens = engine.generate(prompts, params, None if window else [e.session for e in live],
                                    seed=derive_seed(seed, "turn", turn))
@@ -203,7 +205,7 @@ def _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done) -> None:
         else:
             finished = [_play_turn(e, chat, gen, s, cfg, turn) for e, gen, s in zip(live, gens, secs)]
         still = [e for e, done in zip(live, finished) if not done]
-        if engine is not None and not window:
+        if engine is not None and not window and not isinstance(engine, TextEngine):
             engine.end_sessions([e.session for e in live if e.traj.done])
         for e in live:
             if e.traj.done:
@@ -222,6 +224,35 @@ def _scripted_generation(e: _Episode, chat: ChatTokens, policy: str, turn: int) 
         text = parse_reply(text).action.strip() or text
     ids = _encode_reply(chat, text)
     return Generation(ids, [0.0] * len(ids), "stop")
+
+
+def episode_messages(e: _Episode, turn: int, window: bool) -> list[dict]:
+    """The episode so far as chat messages (text engines): system, first observation,
+    then each reply and observation; window mode: system + this turn's observation."""
+    tr = e.traj
+    if window:
+        return ChatTokens.first_messages(tr.system, e.planner.window_text(e.obs, turn) if e.planner else e.obs)
+    msgs = ChatTokens.first_messages(tr.system, tr.first_observation)
+    for t in tr.turns:
+        msgs += [{"role": "assistant", "content": t.action}, {"role": "user", "content": t.observation}]
+    return msgs
+
+
+def _text_generations(live, chat: ChatTokens, engine: TextEngine, params: SamplingParams, seed: int,
+                      turn: int, window: bool) -> list[Generation]:
+    """One turn of a text engine (a chat endpoint). Its replies are tokenised locally
+    so the trajectory keeps its shape; `stats["text"]` is the reply as the server wrote it."""
+    if any(e.prefix for e in live):
+        raise ConfigError("a text engine (--engine openai) cannot be forced to start its reply with a plan: "
+                          "run it without --plan and without a planning strategy that forces plans")
+    replies = engine.chat([episode_messages(e, turn, window) for e in live], params,
+                          [derive_seed(seed, "turn", turn, e.session) for e in live])
+    gens = []
+    for r in replies:
+        ids = chat.tokenizer.encode(r.text, add_special_tokens=False) + [chat.eot_id] * (r.finish_reason == "stop")
+        gens.append(Generation(ids, [0.0] * len(ids), r.finish_reason, stats={"text": r.text},
+                               error=(r.error or "server kept failing") if r.finish_reason == "infra" else ""))
+    return gens
 
 
 def _encode_reply(chat: ChatTokens, text: str) -> list[int]:
@@ -246,13 +277,15 @@ def _play_turn(e: _Episode, chat: ChatTokens, gen: Generation, gen_seconds: floa
     if gen.error:  # the engine failed for this episode (server gone, timeouts): not the agent's doing
         tr.infra_failed, tr.infra_error, tr.done = True, f"engine: {gen.error}", True
         return True
+    if gen.finish_reason == "context":  # the model's context window is full (a text engine says so)
+        return _finish(e, None, "max_tokens")
     ids, lps, forwarded = gen.ids, gen.logprobs, gen.stats.get("forwarded", 0)
     start = len(tr.ids)
     _append(tr, ids, 1, list(lps))
     tr.tokens_forwarded += forwarded
-    if ids[-1] != chat.eot_id:  # cut off at max_new_tokens: close the turn, not trained on
+    if not ids or ids[-1] != chat.eot_id:  # cut off at max_new_tokens: close the turn, not trained on
         _append(tr, [chat.eot_id], 0)
-    text = chat.decode_action(ids)
+    text = gen.stats["text"] if "text" in gen.stats else chat.decode_action(ids)
     action_text, plan_info = text, {}
     if e.planner is not None:
         sampled = ids[:-1] if ids and ids[-1] == chat.eot_id else ids

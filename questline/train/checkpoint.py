@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from questline.models import save_policy
+from questline.models.lora import ADAPTER_DIR, is_lora, merged_copy, save_adapter
 from questline.train.durable import POLICY_FILES, atomic_dir, crash_point, dir_problem
 
 _NAME = re.compile(r"^iter-(\d+)$")
@@ -20,10 +21,11 @@ CHECKPOINT_FILES = (*POLICY_FILES, "trainer_state.pt")
 def save_checkpoint(run_dir: Path, iteration: int, model, tokenizer, optimizer, scheduler,
                     extra: dict | None = None, keep: int = 2, critic=None, critic_optimizer=None) -> Path:
     """iter-N/ = the policy (HF format) + trainer_state.pt, and critic/ (HF format)
-    when PPO trains a value model."""
+    when PPO trains a value model. A LoRA policy (a peft model) is written merged,
+    with its adapter in adapter/ (`questline.models.lora`)."""
     final = Path(run_dir) / "checkpoints" / f"iter-{iteration:06d}"
     with atomic_dir(final) as tmp:
-        save_policy(model, tokenizer, tmp)
+        save_trained_policy(model, tokenizer, tmp)
         crash_point(f"checkpoint:{iteration}")
         state = {"iteration": iteration, "optimizer": optimizer.state_dict(),
                  "scheduler": scheduler.state_dict(), "extra": extra or {}}
@@ -34,6 +36,15 @@ def save_checkpoint(run_dir: Path, iteration: int, model, tokenizer, optimizer, 
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def save_trained_policy(model, tokenizer, path: Path) -> None:
+    """An HF policy directory; a LoRA policy merged, plus its adapter in adapter/."""
+    if not is_lora(model):
+        save_policy(model, tokenizer, path)
+        return
+    save_policy(merged_copy(model), tokenizer, path)
+    save_adapter(model, Path(path) / ADAPTER_DIR)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

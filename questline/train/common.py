@@ -25,6 +25,8 @@ def selected_logits(model, input_ids, attention_mask, token_mask, use_autocast: 
     hidden states only: with a small model and a large vocabulary the head dominates
     the cost, and in agent trajectories most tokens are observations."""
     sel = token_mask[:, 1:].bool()
+    if hasattr(model, "get_base_model"):  # a peft LoRA policy: its HF model holds the adapter layers
+        model = model.get_base_model()
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     with autocast(model, use_autocast):

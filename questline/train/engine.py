@@ -35,10 +35,7 @@ from questline.core import ConfigError
 from questline.inference import HFEngine
 from questline.inference.vllm_engine import EngineError, RetryPolicy, VLLMEngine, hit_rate
 from questline.inference.vllm_server import VLLMServer
-
-
-def is_lora(model) -> bool:
-    return hasattr(model, "peft_config")
+from questline.models.lora import is_lora, save_adapter
 
 
 def save_untied(model, tokenizer, path: Path) -> Path:
@@ -93,7 +90,7 @@ class HFPolicyEngine:
         self.engine = HFEngine(model, pad_id, autocast=autocast)
 
     def sync(self, model, probe: list[int] | None = None) -> dict:
-        self.engine.model = model
+        self.engine.model = model.get_base_model() if is_lora(model) else model  # peft injects in place
         self.engine.update_weights()  # the engine shares the model: just drop stale caches
         return {}
 
@@ -152,7 +149,7 @@ class VLLMPolicyEngine:
         t0 = time.perf_counter()
         if self.cfg.sync == "lora":
             path = self.dir / f"lora-{self.syncs:06d}"
-            model.save_pretrained(path)
+            save_adapter(model, path)
             t1 = time.perf_counter()
             self.engine.load_lora(str(path))
         else:

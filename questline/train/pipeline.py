@@ -20,10 +20,11 @@ from questline.data.corpus import oracle_texts
 from questline.envs import env_class
 from questline.experiments.recipe import Recipe, dump_recipe
 from questline.models import build_model, load_policy, resolve_policy, save_policy, train_tokenizer
+from questline.models.lora import add_lora
 from questline.models.precision import model_precision
 from questline.models.presets import count_parameters
 from questline.rollout import rollout
-from questline.train.checkpoint import checkpoint_status, iteration_of
+from questline.train.checkpoint import checkpoint_status, iteration_of, save_trained_policy
 from questline.train.durable import POLICY_FILES, atomic_dir, atomic_write_text, dir_problem
 from questline.train.engine import open_engine
 from questline.train.evaluate import (
@@ -186,6 +187,8 @@ class Pipeline:
                             env_cfg=self.recipe.env.config, progress=lambda k: bar.advance(job, k))
         demos = [d for d in demos if d.success and not d.infra_failed]
         write_jsonl(self.run_dir / "demos.jsonl", [d.to_dict() for d in demos])
+        lora = self.recipe.model.lora  # a fresh adapter on init/; self.model holds its layers
+        adapter = add_lora(self.model, lora, seed=derive_seed(self.recipe.seed, "lora-sft")) if lora else None
         with self.progress() as bar:
             job = bar.add_task("sft", total=None, info="")
             train_sft(self.model, demos, self.recipe.sft, pad_id=self.pad_id, seed=self.recipe.seed,
@@ -194,7 +197,9 @@ class Pipeline:
                       progress=lambda s, total, info: bar.update(job, completed=s + 1, total=total, info=info))
         logger.close()
         with atomic_dir(sft_dir) as tmp:
-            save_policy(self.model, self.tokenizer, tmp)
+            save_trained_policy(adapter or self.model, self.tokenizer, tmp)
+        if adapter is not None:  # RL starts from the merged SFT policy (and adds its own adapter)
+            self.model = adapter.merge_and_unload()
         self.say(f"sft: {len(demos)} demonstrations, {time.perf_counter() - t0:.0f}s")
 
     def rl(self, n_episodes: int, stop_after: int | None = None) -> int:

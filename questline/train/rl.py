@@ -32,6 +32,7 @@ from questline.algos import (
 from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet
 from questline.envs import prepare
+from questline.models.lora import ADAPTER_DIR, adapter_off, add_lora, is_lora, load_adapter_weights
 from questline.models.precision import model_precision
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
@@ -140,8 +141,9 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
         on_policy = False
         if batch.rollout_logprobs is not None:
             mismatch = logprob_mismatch(batch.old_logprobs, batch.rollout_logprobs, batch.loss_mask)
-    if ref_model is not None:
-        batch.ref_logprobs = batch_logprobs(ref_model, batch, micro, temperature, use_autocast)
+    if ref_model is not None:  # a LoRA policy is its own reference, with the adapter off
+        with adapter_off(ref_model):
+            batch.ref_logprobs = batch_logprobs(ref_model, batch, micro, temperature, use_autocast)
         if cfg.kl_in == "reward" and cfg.kl_coef > 0:
             kl = kl_penalty(batch.old_logprobs, batch.ref_logprobs, cfg.kl_kind) * batch.loss_mask
             batch.token_rewards = batch.token_rewards - cfg.kl_coef * kl
@@ -331,33 +333,36 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     rcfg = rollout_config(recipe)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
     use_autocast = model_precision(recipe, model).bf16
-    if cfg.freeze_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-        model.get_output_embeddings().weight.requires_grad_(False)
-    optimizer = make_optimizer(model, cfg.lr, eps=cfg.adam_eps, betas=(0.9, cfg.adam_beta2))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, cfg.warmup_iters))
     critic = critic_optimizer = None
     if cfg.needs_critic:
         from questline.models.critic import build_critic
         critic = build_critic(model, seed=derive_seed(recipe.seed, "critic"))
         critic_optimizer = make_optimizer(critic, cfg.critic.lr)
-    if cfg.kl_coef > 0 and ref_model is None:
-        ref_model = copy.deepcopy(model)  # the policy RL starts from (before any resume)
+    # LoRA: a fresh adapter on the policy RL starts from; `model` holds its layers (critics train in full)
+    policy = add_lora(model, recipe.model.lora, seed=derive_seed(recipe.seed, "lora-rl")) if recipe.model.lora \
+        else model
+    if cfg.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(False)
+    optimizer = make_optimizer(model, cfg.lr, eps=cfg.adam_eps, betas=(0.9, cfg.adam_beta2))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, cfg.warmup_iters))
+    if cfg.kl_coef > 0 and ref_model is None:  # the policy RL starts from (before any resume)
+        ref_model = policy if is_lora(policy) else copy.deepcopy(model)
     start = 0
     ckpt = latest_checkpoint(run_dir)  # the newest intact one
     if ckpt is not None:
-        load_weights(model, ckpt)
+        load_weights(policy, ckpt)
         start = load_trainer_state(ckpt, optimizer, scheduler, critic, critic_optimizer)["iteration"] + 1
     own_logger = logger is None
     logger = logger or MetricsLogger(run_dir, "rl", resume_after=start - 1)
-    if ref_model is not None:
+    if ref_model is not None and not is_lora(ref_model):
         ref_model.eval().requires_grad_(False)
     model.eval()
     done = start
     own_engine = engine is None
-    engine = engine or open_engine(recipe, model, tokenizer, pad_id, run_dir, autocast=use_autocast)
+    engine = engine or open_engine(recipe, policy, tokenizer, pad_id, run_dir, autocast=use_autocast)
     try:
-        engine.sync(model)  # resumed or changed weights
+        engine.sync(policy)  # resumed or changed weights
         for it in range(start, iterations):
             t0 = time.perf_counter()
             frac = it / max(iterations, 1)
@@ -376,7 +381,7 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
                                          temperature=temperature if temperature > 0 else 1.0,
                                          use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
                                          train_policy=it >= cfg.critic.warmup_iters or critic is None))
-            metrics.update(engine.sync(model, probe_ids(valid)))  # the engine samples from the new weights
+            metrics.update(engine.sync(policy, probe_ids(valid)))  # the engine samples from the new weights
             metrics["rollout_s"] = t_rollout
             metrics["iter_s"] = time.perf_counter() - t0
             logger.log("rl", it, metrics)
@@ -386,7 +391,7 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
             last = done == iterations
             every = recipe.run.checkpoint_every
             if last or (every and done % every == 0):
-                save_checkpoint(run_dir, it, model, tokenizer, optimizer, scheduler,
+                save_checkpoint(run_dir, it, policy, tokenizer, optimizer, scheduler,
                                 keep=recipe.run.keep_checkpoints, critic=critic, critic_optimizer=critic_optimizer)
             if progress:
                 progress(done, iterations, f"success {metrics['success']:.2f}")
@@ -401,8 +406,12 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
 
 
 def load_weights(model, path: Path) -> None:
-    """Copy weights saved in HF format at `path` into `model` in place."""
+    """Copy weights saved in HF format at `path` into `model` in place (a LoRA
+    policy: only its adapter, from path/adapter)."""
     from questline.models import load_policy
+    if is_lora(model):
+        load_adapter_weights(model, Path(path) / ADAPTER_DIR)
+        return
     loaded, _ = load_policy(path)
     model.load_state_dict(loaded.state_dict())
 
