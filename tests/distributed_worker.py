@@ -47,6 +47,9 @@ def one_step(model, par: Parallel = SINGLE) -> tuple[dict, dict, dict]:
     critic = build_critic(model, seed=1)
     trained = par.wrap(TokenLogits(model)) if par.on else model
     trained_critic = par.wrap(critic)
+    if par.on and par.kind == "fsdp2":  # as train_rl does: the reference sharded, the plain critic parked
+        ref = par.wrap(TokenLogits(ref))
+    par.park(critic, keep=False)
     # Adam's first step is about lr * sign(gradient): with a small eps, a gradient that is
     # zero up to rounding noise moves a weight by +-lr. eps = 1e-4 keeps the comparison on
     # the gradients themselves.

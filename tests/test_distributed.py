@@ -154,7 +154,7 @@ def rl_rows(run: Path) -> list[dict]:
 
 
 def train(recipe: Path, run: Path, env: dict | None = None, watch=None) -> int:
-    p = torchrun(["-m", "questline.cli", "train", str(recipe), f"run.dir={run}"], run.parent / "log", env)
+    p = torchrun(["-m", "questline", "train", str(recipe), f"run.dir={run}"], run.parent / "log", env)
     try:
         deadline = time.monotonic() + 240
         while p.poll() is None and time.monotonic() < deadline:

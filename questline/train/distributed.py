@@ -14,9 +14,11 @@ How a run is split (the simplest correct design; rollouts across ranks come late
   zero-weight one): FSDP2 all-gathers in every forward, and both sync gradients
   once per optimizer step (DDP `no_sync`, FSDP2 `set_requires_gradient_sync`).
 
-The policy the engine generates with is a plain HF model on every rank: DDP wraps it
-(same parameters); FSDP2 shards a copy and writes the full weights back into it
-after each update (`sync`), which is also what checkpoints save (HF format).
+The policy the engine generates with is a plain HF model: DDP wraps it (same
+parameters); FSDP2 shards a copy and writes the full weights back into it after each
+update (`sync`), which is also what checkpoints save (HF format). With FSDP2 the plain
+copies no GPU work needs (the policy on ranks > 0, the critic) wait on the CPU, and the
+reference model is sharded too.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class Parallel:
                     inspect.signature(DistributedDataParallel).parameters else "broadcast_buffers")
             return DistributedDataParallel(model, device_ids=ids, **{sync: False})
         from torch.distributed.fsdp import fully_shard
-        sharded = copy.deepcopy(model)
+        sharded = copy.deepcopy(model).to(self.device)
         blocks = set(getattr(_inner(sharded), "_no_split_modules", None) or ())
         for module in sharded.modules():  # one FSDP unit per decoder layer, the rest in the root
             if type(module).__name__ in blocks:
@@ -73,11 +75,21 @@ class Parallel:
         return sharded
 
     def sync(self, trained: torch.nn.Module, plain: torch.nn.Module) -> None:
-        """Copy FSDP2's trained (sharded) weights into the plain model (a collective)."""
-        if self.on and self.kind == "fsdp2" and trained is not None:
-            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-            full = get_model_state_dict(trained, options=StateDictOptions(full_state_dict=True))
-            _load_matching(plain, full)
+        """Copy FSDP2's trained (sharded) weights into the plain model, one tensor at a
+        time (a collective; the plain model may live on the CPU)."""
+        if not (self.on and self.kind == "fsdp2" and trained is not None):
+            return
+        own = plain.state_dict()
+        with torch.no_grad():
+            for name, t in trained.state_dict().items():  # the same order on every rank
+                full = t.full_tensor() if hasattr(t, "full_tensor") else t
+                own[name.removeprefix("lm.")].copy_(full)
+
+    def park(self, plain: torch.nn.Module, keep: bool) -> None:
+        """FSDP2: a plain copy no GPU work needs (`keep` False) waits on the CPU for syncs
+        and checkpoints. Rank 0 keeps the policy the HF engine generates with."""
+        if self.on and self.kind == "fsdp2" and plain is not None and not keep:
+            plain.to("cpu")
 
     def optimizer_state(self, trained, optimizer) -> dict:
         """What a checkpoint saves (a collective with FSDP2: the full, unsharded state)."""
@@ -161,13 +173,6 @@ class Parallel:
 def _inner(module):
     """The HF model inside a wrapper (TokenLogits.lm) or the module itself."""
     return getattr(module, "lm", module)
-
-
-def _load_matching(plain: torch.nn.Module, full: dict) -> None:
-    """Load a wrapper's full state dict (keys may carry the wrapper's 'lm.' prefix)."""
-    own = plain.state_dict()
-    fixed = {k.removeprefix("lm."): v for k, v in full.items()} if not set(full) <= set(own) else full
-    plain.load_state_dict({k: fixed[k].to(own[k].device) for k in own}, strict=True)
 
 
 SINGLE = Parallel()

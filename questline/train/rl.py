@@ -32,7 +32,7 @@ from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet
 from questline.envs import prepare
 from questline.inference import HFEngine
-from questline.models.precision import model_precision
+from questline.models.precision import choose_precision
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
 from questline.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
@@ -335,7 +335,8 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     cfg, par = recipe.rl, parallel
     rcfg = rollout_config(recipe)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
-    use_autocast = model_precision(recipe, model).bf16
+    # the device training runs on (with FSDP2 a rank's plain model may wait on the CPU)
+    use_autocast = choose_precision(recipe.model.precision, (par.device if par.on else model_device(model)).type).bf16
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
         model.get_output_embeddings().weight.requires_grad_(False)
@@ -356,6 +357,12 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
         enable_gradient_checkpointing(model, critic)
     trained = par.wrap(TokenLogits(model)) if par.on else model
     trained_critic = par.wrap(critic)
+    if ref_model is not None:
+        ref_model.eval().requires_grad_(False)
+        if par.on and par.kind == "fsdp2":  # forward only, sharded too
+            ref_model = par.wrap(TokenLogits(ref_model))
+    par.park(model, keep=par.main)
+    par.park(critic, keep=False)
     optimizer = make_optimizer(trained, cfg.lr, eps=cfg.adam_eps, betas=(0.9, cfg.adam_beta2))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, cfg.warmup_iters))
     critic_optimizer = make_optimizer(trained_critic, cfg.critic.lr) if critic is not None else None
@@ -368,8 +375,6 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     own_logger = logger is None and par.main
     if own_logger:
         logger = MetricsLogger(run_dir, "rl", resume_after=start - 1)
-    if ref_model is not None:
-        ref_model.eval().requires_grad_(False)
     engine = HFEngine(model, pad_id, autocast=use_autocast) if par.main else None
     model.eval()
     done = start
@@ -393,7 +398,6 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
                                      critic_optimizer=critic_optimizer, parallel=par,
                                      train_policy=it >= cfg.critic.warmup_iters or critic is None))
             par.sync(trained, model)  # FSDP2: the engine's (and checkpoint's) full weights
-            par.sync(trained_critic, critic)
         if engine is not None:
             engine.update_weights()  # the engine shares the model: just drop stale caches
         metrics["rollout_s"] = t_rollout
@@ -403,7 +407,8 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
         every = recipe.run.checkpoint_every
         checkpoint = last or (every and done % every == 0)
         optimizer_states = None
-        if checkpoint:  # a collective with FSDP2
+        if checkpoint:  # collectives with FSDP2
+            par.sync(trained_critic, critic)
             optimizer_states = (par.optimizer_state(trained, optimizer), None if critic is None else
                                 par.optimizer_state(trained_critic, critic_optimizer))
         if par.main:

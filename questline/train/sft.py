@@ -42,6 +42,7 @@ def train_sft(model, demos: list[Trajectory], cfg, *, pad_id: int, seed: int, us
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trained = par.wrap(TokenLogits(model)) if par.on else model
+    par.park(model, keep=par.main)
     opt = make_optimizer(trained, cfg.lr, cfg.weight_decay)
     warmup = int(cfg.warmup_ratio * total)
     sched = torch.optim.lr_scheduler.LambdaLR(
