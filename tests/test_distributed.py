@@ -168,6 +168,7 @@ def train(recipe: Path, run: Path, env: dict | None = None, watch=None) -> int:
                 os.kill(pid, 9)
 
 
+@pytest.mark.slow
 def test_torchrun_rl_run_is_killed_and_resumes_with_the_metrics_of_an_uninterrupted_run(tmp_path):
     recipe = tmp_path / "dist.yaml"
     recipe.write_text(RECIPE)
@@ -198,3 +199,28 @@ def test_torchrun_rl_run_is_killed_and_resumes_with_the_metrics_of_an_uninterrup
         assert all(torch.equal(a[k], b[k]) for k in a), part
     assert json.loads((run / "results.json").read_text()) == json.loads((full / "results.json").read_text())
 
+
+
+@pytest.mark.slow
+def test_fsdp2_run_with_sft_kl_and_critic_leaves_hf_checkpoints(tmp_path):
+    """FSDP2 through the whole pipeline: SFT, then PPO with a KL reference (sharded too)
+    and a critic (its plain copy on the CPU); rank 0's checkpoints load as HF models."""
+    from questline.models import load_policy
+    from questline.models.critic import load_critic
+    recipe = tmp_path / "fsdp2.yaml"
+    recipe.write_text(RECIPE.replace("parallel: ddp", "parallel: fsdp2")
+                      .replace("budget: {episodes: 24, sft_fraction: 0.0}",
+                               "budget: {episodes: 32, sft_fraction: 0.25}\n"
+                               "sft: {epochs: 1, batch_size: 4, micro_batch_size: 3}")
+                      .replace("rl: {advantage: gae,", "rl: {advantage: gae, kl_coef: 0.05,"))
+    run = tmp_path / "run"
+    assert train(recipe, run) == 0, (tmp_path / "log").read_text()[-3000:]
+    assert "parallel: 2 processes, fsdp2 on cpu" in (tmp_path / "log").read_text()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["stage"] for r in rows] == ["sft", "rl", "rl", "rl"]
+    assert all(r["kl"] >= 0 and "value_loss" in r for r in rows[1:])
+    model, _ = load_policy(run / "checkpoints" / "iter-000002")
+    critic = load_critic(run / "checkpoints" / "iter-000002" / "critic")
+    sft, _ = load_policy(run / "sft")
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), sft.state_dict().values()))
+    assert critic.score.weight.abs().sum() > 0  # the critic was trained and synced before saving
