@@ -61,7 +61,10 @@ def _engine(policy: str, recipe):
     from questline.agent import ChatTokens
     from questline.inference import HFEngine
     from questline.models import resolve_policy
+    from questline.models.device import resolve_device
     model, tok = resolve_policy(policy)
+    if recipe.model.device != "meta":
+        model.to(resolve_device(recipe.model.device))
     pad = tok.pad_token_id if tok.pad_token_id is not None else ChatTokens(tok).eot_id
     from questline.models.precision import model_precision
     return HFEngine(model.eval(), pad, autocast=model_precision(recipe, model).bf16), tok

@@ -224,3 +224,29 @@ def test_fsdp2_run_with_sft_kl_and_critic_leaves_hf_checkpoints(tmp_path):
     sft, _ = load_policy(run / "sft")
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), sft.state_dict().values()))
     assert critic.score.weight.abs().sum() > 0  # the critic was trained and synced before saving
+    # resume from iteration 1's checkpoint (full optimizer state scattered to the shards):
+    # iteration 2 comes out as it did
+    again = tmp_path / "again"
+    shutil.copytree(run, again)
+    shutil.rmtree(again / "checkpoints" / "iter-000002")
+    assert train(recipe, again) == 0, (tmp_path / "log").read_text()[-3000:]
+    assert "RL: resuming from checkpoints/iter-000001 (iteration 1)" in " ".join((tmp_path / "log").read_text().split())
+    assert rl_rows(again) == rl_rows(run)
+    for part in ("model.safetensors", "critic/model.safetensors"):
+        a, b = (load_file(r / "checkpoints" / "iter-000002" / part) for r in (run, again))
+        assert all(torch.equal(a[k], b[k]) for k in a), part
+
+
+def test_gradient_checkpointing_takes_the_same_step(toy_model):
+    """train.gradient_checkpointing recomputes activations in backward: same update."""
+    import copy
+
+    from distributed_worker import one_step
+
+    from questline.train.rl import enable_gradient_checkpointing
+    plain, _, _ = one_step(copy.deepcopy(toy_model))
+    model = copy.deepcopy(toy_model)
+    enable_gradient_checkpointing(model)
+    assert model.is_gradient_checkpointing
+    checkpointed, _, _ = one_step(model)
+    assert all(torch.allclose(plain[k], checkpointed[k], atol=1e-6) for k in plain)

@@ -70,7 +70,8 @@ def iteration_of(ckpt: Path | None) -> int:
 
 def load_trainer_state(ckpt: Path, optimizer=None, scheduler=None, critic=None, critic_optimizer=None) -> dict:
     """The trainer state of a checkpoint, loaded into what is given (the rest is the caller's)."""
-    state = torch.load(Path(ckpt) / "trainer_state.pt", weights_only=False, map_location="cpu")
+    # mmap: the processes of a multi-process run share the file's pages, not copies of it
+    state = torch.load(Path(ckpt) / "trainer_state.pt", weights_only=False, map_location="cpu", mmap=True)
     if optimizer is not None:
         optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None:

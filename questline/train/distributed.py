@@ -92,19 +92,22 @@ class Parallel:
             plain.to("cpu")
 
     def optimizer_state(self, trained, optimizer) -> dict:
-        """What a checkpoint saves (a collective with FSDP2: the full, unsharded state)."""
+        """What a checkpoint saves. FSDP2: the full, unsharded state gathered into rank 0's
+        host memory (a collective; the other ranks get {})."""
         if not (self.on and self.kind == "fsdp2"):
             return optimizer.state_dict()
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-        return get_optimizer_state_dict(trained, optimizer, options=StateDictOptions(full_state_dict=True))
+        return get_optimizer_state_dict(trained, optimizer,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
     def load_optimizer_state(self, trained, optimizer, state: dict) -> None:
+        """FSDP2: rank 0's full state is scattered to the shards (a collective)."""
         if not (self.on and self.kind == "fsdp2"):
             optimizer.load_state_dict(state)
             return
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
-        set_optimizer_state_dict(trained, optimizer, optim_state_dict=state,
-                                 options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(trained, optimizer, optim_state_dict=state if self.main else {},
+                                 options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
 
     # ------------------------------------------------------------- rows
     def share(self, n: int, rank: int | None = None) -> range:
