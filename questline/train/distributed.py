@@ -96,7 +96,10 @@ class Parallel:
         host memory (a collective; the other ranks get {})."""
         if not (self.on and self.kind == "fsdp2"):
             return optimizer.state_dict()
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_optimizer_state_dict,
+        )
         return get_optimizer_state_dict(trained, optimizer,
                                         options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
@@ -105,7 +108,10 @@ class Parallel:
         if not (self.on and self.kind == "fsdp2"):
             optimizer.load_state_dict(state)
             return
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            set_optimizer_state_dict,
+        )
         set_optimizer_state_dict(trained, optimizer, optim_state_dict=state if self.main else {},
                                  options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
 

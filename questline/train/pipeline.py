@@ -25,6 +25,7 @@ from questline.models.precision import model_precision
 from questline.models.presets import count_parameters
 from questline.rollout import rollout
 from questline.train.checkpoint import checkpoint_status, iteration_of
+from questline.train.distributed import Parallel, close_parallel, init_parallel
 from questline.train.durable import POLICY_FILES, atomic_dir, atomic_write_text, dir_problem
 from questline.train.evaluate import (
     EvalResult,
@@ -34,7 +35,6 @@ from questline.train.evaluate import (
     interval_text,
     paired_diff_interval,
 )
-from questline.train.distributed import Parallel, close_parallel, init_parallel
 from questline.train.logging import MetricsLogger, append_log, progress_bar
 from questline.train.rl import rollout_config, train_rl
 from questline.train.sft import train_sft

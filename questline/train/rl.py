@@ -32,11 +32,11 @@ from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet
 from questline.envs import prepare
 from questline.inference import HFEngine
+from questline.models.device import model_device
 from questline.models.precision import choose_precision
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
 from questline.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
-from questline.models.device import model_device
 from questline.train.common import (
     TokenLogits,
     clip_grad_norm,
