@@ -43,8 +43,13 @@ def cmd_quickstart(args) -> None:
 
 
 def cmd_train(args) -> None:
+    recipe = _recipe(args.recipe, args.overrides)
+    if args.dry_run:
+        from questline.experiments.dryrun import dry_run
+        print(dry_run(recipe, world=args.world_size))
+        return
     from questline.train.pipeline import Pipeline
-    Pipeline(_recipe(args.recipe, args.overrides)).run(("sft", "rl"))
+    Pipeline(recipe).run(("sft", "rl"))
 
 
 def cmd_sft(args) -> None:
@@ -56,7 +61,10 @@ def _engine(policy: str, recipe):
     from questline.agent import ChatTokens
     from questline.inference import HFEngine
     from questline.models import resolve_policy
+    from questline.models.device import resolve_device
     model, tok = resolve_policy(policy)
+    if recipe.model.device != "meta":
+        model.to(resolve_device(recipe.model.device))
     pad = tok.pad_token_id if tok.pad_token_id is not None else ChatTokens(tok).eot_id
     from questline.models.precision import model_precision
     if recipe.engine.kind == "vllm":  # a server on this policy, stopped (and its files removed) at exit
@@ -333,7 +341,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         return sp
 
     add("quickstart", cmd_quickstart, "TravelPlanner-mini: untrained -> SFT -> RL, official metrics", recipe=False)
-    add("train", cmd_train, "run a recipe: SFT then RL, with held-out evaluation")
+    tr = add("train", cmd_train, "run a recipe: SFT then RL, with held-out evaluation "
+             "(several processes: torchrun --nproc_per_node N -m questline train ...)")
+    tr.add_argument("--dry-run", action="store_true", help="validate the recipe and print a memory estimate "
+                    "per GPU, without the weights (the model is built on the meta device)")
+    tr.add_argument("--world-size", type=_positive_int, default=None,
+                    help="with --dry-run: GPUs to estimate for (default: the recipe's train.gpus)")
     add("sft", cmd_sft, "run only the SFT stage of a recipe")
     ev = add("eval", cmd_eval, "evaluate a policy on a recipe's held-out tasks")
     ev.add_argument("--agent", default="model", help="model (needs --policy), oracle, or a baseline the env "

@@ -222,6 +222,13 @@ class Batch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
+    def to(self, device: torch.device | str) -> Batch:
+        """Moves the tensors to `device` (in place: the update writes advantages into it); -> self."""
+        for k, v in vars(self).items():
+            if isinstance(v, torch.Tensor):
+                setattr(self, k, v.to(device))
+        return self
+
     def select(self, idx: torch.Tensor | list[int]) -> Batch:
         idx = torch.as_tensor(idx, dtype=torch.long)
         out = {}

@@ -50,6 +50,16 @@ class ModelConfig(_Strict):
     # natively (questline.models.precision). CPU generation stays fp32 (faster there).
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     lora: LoraSettings | None = None  # null: full fine-tuning
+    # where the policy, reference, critic, optimizer state, batches and the HF engine's caches
+    # live: auto (CUDA when present; under torchrun cuda:LOCAL_RANK), cpu, cuda, cuda:N, or
+    # meta (shapes only: `questline train <recipe> --dry-run`)
+    device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        from questline.models.device import check_device_setting
+        return check_device_setting(v)
 
     @model_validator(mode="before")
     @classmethod
@@ -207,6 +217,17 @@ class EvalConfig(_Strict):
     untrained_size: int | None = Field(None, gt=0)
 
 
+class TrainConfig(_Strict):
+    """Multi-process data-parallel training: `torchrun --nproc_per_node N -m questline train ...`
+    (questline.train.distributed). One process ignores `parallel`."""
+    parallel: Literal["ddp", "fsdp2"] = "ddp"  # fsdp2: parameters, gradients, optimizer sharded
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, ~1.3x compute
+    timeout_minutes: int = Field(120, gt=0)  # a collective waits this long (rank 0 evaluates meanwhile)
+    # the hardware a recipe is written for: --dry-run estimates memory per GPU for it
+    gpus: int = Field(1, gt=0)
+    gpu_memory_gib: float | None = Field(None, gt=0)
+
+
 class RunConfig(_Strict):
     dir: str = "runs/{name}"
     checkpoint_every: int = Field(10, ge=0)  # RL iterations; 0 = only at the end
@@ -250,6 +271,7 @@ class Recipe(_Strict):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     planning: PlanningSettings | None = None  # the dynamic planning agent mode (off when absent)
 

@@ -19,6 +19,9 @@ def build_critic(policy: PreTrainedModel, seed: int = 0) -> PreTrainedModel:
     config = policy.config.__class__.from_dict(policy.config.to_dict())
     config.num_labels = 1
     config.problem_type = "regression"
+    # HF's token-classification head applies dropout 0.1 by default: values would be
+    # random in training and differ between processes. verl's critic sets it to 0 too.
+    config.classifier_dropout = 0.0
     torch.manual_seed(seed)
     critic = AutoModelForTokenClassification.from_config(config)
     backbone = policy.base_model_prefix  # e.g. "model" for Llama

@@ -22,16 +22,17 @@ def save_checkpoint(run_dir: Path, iteration: int, model, tokenizer, optimizer, 
                     extra: dict | None = None, keep: int = 2, critic=None, critic_optimizer=None) -> Path:
     """iter-N/ = the policy (HF format) + trainer_state.pt, and critic/ (HF format)
     when PPO trains a value model. A LoRA policy (a peft model) is written merged,
-    with its adapter in adapter/ (`questline.models.lora`)."""
+    with its adapter in adapter/ (`questline.models.lora`). The optimizers may be
+    given as their state dicts (FSDP2 gathers the full state on every rank first)."""
     final = Path(run_dir) / "checkpoints" / f"iter-{iteration:06d}"
     with atomic_dir(final) as tmp:
         save_trained_policy(model, tokenizer, tmp)
         crash_point(f"checkpoint:{iteration}")
-        state = {"iteration": iteration, "optimizer": optimizer.state_dict(),
+        state = {"iteration": iteration, "optimizer": _state(optimizer),
                  "scheduler": scheduler.state_dict(), "extra": extra or {}}
         if critic is not None:
             critic.save_pretrained(tmp / "critic")
-            state["critic_optimizer"] = critic_optimizer.state_dict()
+            state["critic_optimizer"] = _state(critic_optimizer)
         torch.save(state, tmp / "trainer_state.pt")
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -45,6 +46,10 @@ def save_trained_policy(model, tokenizer, path: Path) -> None:
         return
     save_policy(merged_copy(model), tokenizer, path)
     save_adapter(model, Path(path) / ADAPTER_DIR)
+
+
+def _state(optimizer) -> dict:
+    return optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -74,10 +79,14 @@ def iteration_of(ckpt: Path | None) -> int:
     return int(ckpt.name.split("-")[1]) if ckpt else -1
 
 
-def load_trainer_state(ckpt: Path, optimizer, scheduler, critic=None, critic_optimizer=None) -> dict:
-    state = torch.load(Path(ckpt) / "trainer_state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+def load_trainer_state(ckpt: Path, optimizer=None, scheduler=None, critic=None, critic_optimizer=None) -> dict:
+    """The trainer state of a checkpoint, loaded into what is given (the rest is the caller's)."""
+    # mmap: the processes of a multi-process run share the file's pages, not copies of it
+    state = torch.load(Path(ckpt) / "trainer_state.pt", weights_only=False, map_location="cpu", mmap=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
     if critic is not None:
         from questline.models.critic import load_critic
         critic.load_state_dict(load_critic(Path(ckpt) / "critic").state_dict())

@@ -18,24 +18,47 @@ def autocast(model, enabled: bool):
     return torch.autocast(device, dtype=torch.bfloat16)
 
 
-def selected_logits(model, input_ids, attention_mask, token_mask, use_autocast: bool = False):
-    """Logits only where they are needed: for each position t with token_mask[t] = 1
-    (t >= 1), the logits that predict input_ids[t]. Returns (logits [N, V] in fp32,
-    targets [N], selection [B, T-1]). The output head is applied to the selected
-    hidden states only: with a small model and a large vocabulary the head dominates
-    the cost, and in agent trajectories most tokens are observations."""
+def _head_on_selected(model, input_ids, attention_mask, token_mask):
     sel = token_mask[:, 1:].bool()
     if hasattr(model, "get_base_model"):  # a peft LoRA policy: its HF model holds the adapter layers
         model = model.get_base_model()
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if base is not None and head is not None:
+        hidden = base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits = head(hidden[:, :-1][sel])
+    else:  # a model we cannot split: full logits, then select
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][sel]
+    return logits, input_ids[:, 1:][sel], sel
+
+
+class TokenLogits(torch.nn.Module):
+    """A causal LM whose forward is `selected_logits`: the module DDP and FSDP2 wrap,
+    so their hooks run around the forward that training uses (questline.train.distributed)."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, input_ids, attention_mask, token_mask):
+        return _head_on_selected(self.lm, input_ids, attention_mask, token_mask)
+
+
+def _is_token_logits(model) -> bool:
+    return isinstance(model, TokenLogits) or isinstance(getattr(model, "module", None), TokenLogits)
+
+
+def selected_logits(model, input_ids, attention_mask, token_mask, use_autocast: bool = False):
+    """Logits only where they are needed: for each position t with token_mask[t] = 1
+    (t >= 1), the logits that predict input_ids[t]. Returns (logits [N, V] in fp32,
+    targets [N], selection [B, T-1]). The output head is applied to the selected
+    hidden states only: with a small model and a large vocabulary the head dominates
+    the cost, and in agent trajectories most tokens are observations. `model` is an HF
+    causal LM or a (DDP / FSDP2-wrapped) TokenLogits."""
+    fn = model if _is_token_logits(model) else lambda *a: _head_on_selected(model, *a)
     with autocast(model, use_autocast):
-        if base is not None and head is not None:
-            hidden = base(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            logits = head(hidden[:, :-1][sel])
-        else:  # a model we cannot split: full logits, then select
-            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][sel]
-    return logits.float(), input_ids[:, 1:][sel], sel
+        logits, targets, sel = fn(input_ids, attention_mask, token_mask)
+    return logits.float(), targets, sel
 
 
 def sequence_logprobs(model, input_ids, attention_mask, *, temperature: float = 1.0,
@@ -90,3 +113,10 @@ def make_optimizer(model, lr: float, weight_decay: float = 0.0, eps: float = 1e-
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+
+
+def clip_grad_norm(model, max_norm: float) -> float:
+    """Clip the gradients' global norm; -> the norm before clipping. With FSDP2 the
+    gradients are sharded DTensors and so is their norm: its full value is returned."""
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)

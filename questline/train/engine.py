@@ -38,12 +38,26 @@ from questline.inference.vllm_server import VLLMServer
 from questline.models.lora import is_lora, save_adapter
 
 
+def plain_state(model) -> dict:
+    """`model`'s HF state dict with any LoRA adapter merged in: a peft policy, or an HF
+    model whose layers peft injected in place (what RL leaves in the pipeline's model)."""
+    if is_lora(model):
+        model = model.get_base_model()
+    if not any(hasattr(m, "lora_A") for m in model.modules()):
+        return model.state_dict()
+    merged = copy.deepcopy(model)  # merge on a copy: the trainer's weights stay bit-identical
+    for m in merged.modules():
+        if hasattr(m, "lora_A") and hasattr(m, "merge"):
+            m.merge()
+    return {k.replace(".base_layer.", "."): v for k, v in merged.state_dict().items() if ".lora_" not in k}
+
+
 def save_untied(model, tokenizer, path: Path) -> Path:
-    """An HF directory of `model` with `lm_head.weight` stored on its own (see the module docstring)."""
+    """An HF directory of `model` (any LoRA adapter merged in) with `lm_head.weight`
+    stored on its own (see the module docstring)."""
     path.mkdir(parents=True, exist_ok=True)
-    if is_lora(model):  # full weights of a LoRA policy: the adapter merged in
-        model = copy.deepcopy(model).merge_and_unload()
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().to("cpu").contiguous() for k, v in plain_state(model).items()}
+    model = model.get_base_model() if is_lora(model) else model
     if model.config.tie_word_embeddings:  # its own copy: safetensors refuses shared tensors
         state["lm_head.weight"] = model.get_input_embeddings().weight.detach().to("cpu").clone()
     save_file(state, str(path / "model.safetensors"), metadata={"format": "pt"})
@@ -61,7 +75,7 @@ def base_weights(model):
     return copy.deepcopy(model).unload() if is_lora(model) else model
 
 
-def lora_rank(model) -> int:
+def _lora_rank(model) -> int:
     return max(int(c.r) for c in model.peft_config.values())
 
 
@@ -108,19 +122,27 @@ class HFPolicyEngine:
 
 
 class VLLMPolicyEngine:
-    def __init__(self, cfg, model, tokenizer, work_dir: Path, max_context_tokens: int):
+    def __init__(self, cfg, model, tokenizer, work_dir: Path, max_context_tokens: int,
+                 lora_rank: int | None = None):
+        """`lora_rank`: the largest adapter rank the server must take (`sync: lora`; by
+        default the rank of `model`, a peft policy)."""
         self.cfg, self.tokenizer, self.dir = cfg, tokenizer, Path(work_dir)
         self.syncs = 0
         self.server = None
+        self._adapter_base = None  # the peft policy whose base weights the server holds
         lora = cfg.sync == "lora"
-        if lora and not is_lora(model):
-            raise ConfigError("engine.sync: lora needs a LoRA policy (a peft model; model.lora)")
+        if lora:
+            lora_rank = lora_rank or (_lora_rank(model) if is_lora(model) else None)
+            if lora_rank is None:
+                raise ConfigError("engine.sync: lora needs a LoRA policy (model.lora in the recipe)")
+        if is_lora(model):
+            self._adapter_base = model
         base = save_untied(base_weights(model), tokenizer, self.dir / "base")
         if cfg.url is None:
             self.server = VLLMServer(
                 base, python=cfg.python, max_model_len=cfg.max_model_len or max_context_tokens,
                 kv_cache_gib=cfg.kv_cache_gib, dtype=cfg.dtype, block_size=cfg.block_size,
-                lora_rank=lora_rank(model) if lora else None, threads=cfg.threads,
+                lora_rank=lora_rank if lora else None, threads=cfg.threads,
                 log_path=self.dir / "vllm.log", startup_timeout_s=cfg.startup_timeout_s,
                 extra_args=tuple(cfg.extra_args))
             self.server.__enter__()
@@ -144,23 +166,41 @@ class VLLMPolicyEngine:
         return self.syncs <= c.check_first_n or bool(c.check_every and self.syncs % c.check_every == 0)
 
     def sync(self, model, probe: list[int] | None = None) -> dict:
-        """Put `model`'s weights on the server; check them when due. Returns timings and the check."""
+        """Put `model`'s weights on the server; check them when due. Returns timings and the check.
+        With `sync: lora` a peft policy's adapter is hot-loaded (its base weights are loaded
+        first when the policy is new: RL adds an adapter on the SFT policy); any other
+        model is loaded in full with adapters merged (evaluation after LoRA RL)."""
         self.syncs += 1
         t0 = time.perf_counter()
-        if self.cfg.sync == "lora":
+        lora = self.cfg.sync == "lora" and is_lora(model)
+        if lora and self._adapter_base is not model:
+            self._load_full(base_weights(model))
+            self._adapter_base = model
+        if lora:
             path = self.dir / f"lora-{self.syncs:06d}"
             save_adapter(model, path)
             t1 = time.perf_counter()
             self.engine.load_lora(str(path))
         else:
-            path = save_untied(model, self.tokenizer, self.dir / f"weights-{self.syncs:06d}")
-            t1 = time.perf_counter()
-            self.engine.reload_weights(str(path))
+            path = self._load_full(model)
+            t1 = t0 + self._save_s
+            self._adapter_base = None
         stats = {"engine_sync_s": time.perf_counter() - t0, "engine_sync_save_s": t1 - t0}
         self._prune(keep=path)
         if self._due_check():
             stats.update(self.check(model, probe or random_probe(model.config.vocab_size)))
         return stats
+
+    def _load_full(self, model) -> Path:
+        """Save `model` (adapters merged) and have the server reload it in place; sample from the base name."""
+        t0 = time.perf_counter()
+        path = save_untied(model, self.tokenizer, self.dir / f"weights-{self.syncs:06d}")
+        self._save_s = time.perf_counter() - t0
+        if self.engine.model != self.engine.base_model:  # an adapter was loaded: drop it
+            self.engine.post("/v1/unload_lora_adapter", {"lora_name": self.engine.model})
+            self.engine.model = self.engine.base_model
+        self.engine.reload_weights(str(path))
+        return path
 
     def check(self, model, ids: list[int]) -> dict:
         """The server's logprobs on `ids` must equal the trainer's (engine.check_tol)."""
@@ -230,8 +270,9 @@ def open_engine(recipe, model, tokenizer, pad_id: int, run_dir: Path, *, autocas
     """The run's PolicyEngine (close it when done: `with contextlib.closing(...)`)."""
     if recipe.engine.kind == "hf":
         return HFPolicyEngine(model, pad_id, autocast)
+    lora = recipe.model.lora
     return VLLMPolicyEngine(recipe.engine, model, tokenizer, Path(run_dir) / "engine",
-                            recipe.rollout.max_context_tokens)
+                            recipe.rollout.max_context_tokens, lora_rank=lora.r if lora else None)
 
 
 __all__ = ["open_engine", "HFPolicyEngine", "VLLMPolicyEngine", "save_untied", "probe_ids", "random_probe"]

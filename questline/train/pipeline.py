@@ -25,6 +25,7 @@ from questline.models.precision import model_precision
 from questline.models.presets import count_parameters
 from questline.rollout import rollout
 from questline.train.checkpoint import checkpoint_status, iteration_of, save_trained_policy
+from questline.train.distributed import Parallel, close_parallel, init_parallel
 from questline.train.durable import POLICY_FILES, atomic_dir, atomic_write_text, dir_problem
 from questline.train.engine import open_engine
 from questline.train.evaluate import (
@@ -78,17 +79,28 @@ def initial_policy(recipe: Recipe, train: TaskSet, say):
 
 
 class Pipeline:
-    def __init__(self, recipe: Recipe, console: Console | None = None):
+    """Every process of a multi-process run (torchrun) builds one: rank 0 evaluates and
+    writes the run directory, all ranks train (questline.train.distributed)."""
+
+    def __init__(self, recipe: Recipe, console: Console | None = None, parallel: Parallel | None = None):
         self.recipe = recipe
         self.console = console or Console()
         self.run_dir = recipe.run_dir
         self.train_set, self.heldout = task_sets(recipe)  # an env config error leaves no run directory
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        dump_recipe(recipe, self.run_dir / "recipe.yaml")
+        self.par = parallel or init_parallel(recipe)
+        self.main = self.par.main
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            dump_recipe(recipe, self.run_dir / "recipe.yaml")
         self.results_path = self.run_dir / "results.json"
         self.log_path = self.run_dir / "train.log"  # what the console shows, progress as plain lines
-        self.results = self._load_results()
-        self.model, self.tokenizer = initial_policy(recipe, self.train_set, self.say)
+        self.results = self._load_results() if self.main else {}
+        if self.main:
+            self.model, self.tokenizer = initial_policy(recipe, self.train_set, self.say)
+        self.par.barrier()  # init/ is written
+        if not self.main:
+            self.model, self.tokenizer = load_policy(self.run_dir / "init")
+        self.model.to(self.par.device)
         self.chat = ChatTokens(self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.chat.eot_id
         self.model.eval()
@@ -111,10 +123,14 @@ class Pipeline:
             self._engine = None
 
     def say(self, text: str) -> None:
+        if not self.main:
+            return
         self.console.print(text, soft_wrap=not self.console.is_terminal)  # a log keeps each message on one line
         append_log(self.log_path, Text.from_markup(text).plain)
 
     def progress(self):
+        if not self.main:
+            return progress_bar(False, console=self.console)
         return progress_bar(self.recipe.run.progress, log=self.log_path, console=self.console)
 
     def _load_results(self) -> dict:
@@ -131,7 +147,10 @@ class Pipeline:
 
     # ------------------------------------------------------------- stages
     def evaluate(self, stage: str) -> EvalResult:
-        """Held-out evaluation (greedy, and sampled if asked); cached in results.json."""
+        """Held-out evaluation (greedy, and sampled if asked); cached in results.json.
+        Rank 0's job (None elsewhere)."""
+        if not self.main:
+            return None
         if stage in self.results:
             res = EvalResult(**self.results[stage]["greedy" if self.recipe.eval.greedy else "sampled"])
             self.say(f"[dim]{stage}: cached evaluation {res}[/dim]")
@@ -170,34 +189,41 @@ class Pipeline:
         problem = dir_problem(sft_dir, POLICY_FILES)
         if problem is None:
             self.model, self.tokenizer = load_policy(sft_dir)
+            self.model.to(self.par.device)
             self.say(f"SFT done, skipped (loaded {sft_dir})")
             return
         if problem != "missing":
             self.say(f"[yellow]sft/ is incomplete ({problem}): SFT runs again[/yellow]")
         # SFT keeps no mid-way checkpoints (cheap at our scale): a killed SFT starts
         # over from init/ and its logged steps go.
-        logger = MetricsLogger(self.run_dir, "sft")
-        if logger.notes:
+        logger = MetricsLogger(self.run_dir, "sft") if self.main else None
+        if logger and logger.notes:
             self.say("SFT: restarting from step 0 (no mid-way SFT checkpoints); " + "; ".join(logger.notes))
         t0 = time.perf_counter()
         tasks = self.train_set.batch(0, n_demos)
-        with self.progress() as bar:
-            job = bar.add_task("sft demos", total=len(tasks), info="")
-            demos = rollout(None, self.chat, tasks, rollout_config(self.recipe), policy="oracle",
-                            env_cfg=self.recipe.env.config, progress=lambda k: bar.advance(job, k))
-        demos = [d for d in demos if d.success and not d.infra_failed]
-        write_jsonl(self.run_dir / "demos.jsonl", [d.to_dict() for d in demos])
+        demos = None
+        if self.main:
+            with self.progress() as bar:
+                job = bar.add_task("sft demos", total=len(tasks), info="")
+                demos = rollout(None, self.chat, tasks, rollout_config(self.recipe), policy="oracle",
+                                env_cfg=self.recipe.env.config, progress=lambda k: bar.advance(job, k))
+            demos = [d for d in demos if d.success and not d.infra_failed]
+            write_jsonl(self.run_dir / "demos.jsonl", [d.to_dict() for d in demos])
+        demos = self.par.broadcast(demos)
         lora = self.recipe.model.lora  # a fresh adapter on init/; self.model holds its layers
         adapter = add_lora(self.model, lora, seed=derive_seed(self.recipe.seed, "lora-sft")) if lora else None
         with self.progress() as bar:
             job = bar.add_task("sft", total=None, info="")
             train_sft(self.model, demos, self.recipe.sft, pad_id=self.pad_id, seed=self.recipe.seed,
-                      use_autocast=self.precision.bf16,
-                      log=lambda s, m: logger.log("sft", s, m),
+                      use_autocast=self.precision.bf16, parallel=self.par,
+                      gradient_checkpointing=self.recipe.train.gradient_checkpointing,
+                      log=(lambda s, m: logger.log("sft", s, m)) if logger else None,
                       progress=lambda s, total, info: bar.update(job, completed=s + 1, total=total, info=info))
-        logger.close()
-        with atomic_dir(sft_dir) as tmp:
-            save_trained_policy(adapter or self.model, self.tokenizer, tmp)
+        if self.main:
+            logger.close()
+            with atomic_dir(sft_dir) as tmp:
+                save_trained_policy(adapter or self.model, self.tokenizer, tmp)
+        self.par.barrier()  # sft/ is written
         if adapter is not None:  # RL starts from the merged SFT policy (and adds its own adapter)
             self.model = adapter.merge_and_unload()
         self.say(f"sft: {len(demos)} demonstrations, {time.perf_counter() - t0:.0f}s")
@@ -211,18 +237,20 @@ class Pipeline:
         ckpt, broken = checkpoint_status(self.run_dir)
         for path, problem in broken:
             self.say(f"[yellow]RL: skipping {path.relative_to(self.run_dir)} ({problem})[/yellow]")
-        logger = MetricsLogger(self.run_dir, "rl", resume_after=iteration_of(ckpt))
+        logger = MetricsLogger(self.run_dir, "rl", resume_after=iteration_of(ckpt)) if self.main else None
+        notes = logger.notes if logger else []
         where = (f"resuming from {ckpt.relative_to(self.run_dir)} (iteration {iteration_of(ckpt)})" if ckpt
-                 else "starting from iteration 0 (no intact checkpoint)" if broken or logger.notes else "")
+                 else "starting from iteration 0 (no intact checkpoint)" if broken or notes else "")
         if where:
-            self.say("; ".join([f"RL: {where}", *logger.notes]))
+            self.say("; ".join([f"RL: {where}", *notes]))
         with self.progress() as bar:
             job = bar.add_task("rl", total=iterations, info="")
             done = train_rl(self.recipe, self.model, self.tokenizer, self.chat, self.train_set, self.run_dir,
-                            iterations=iterations, logger=logger, stop_after=stop_after,
+                            iterations=iterations, logger=logger, stop_after=stop_after, parallel=self.par,
                             engine=self.policy_engine(),
                             progress=lambda d, total, info: bar.update(job, completed=d, info=info))
-        logger.close()
+        if logger:
+            logger.close()
         self.say(f"rl: {done}/{iterations} iterations x {per_iter} episodes, {time.perf_counter() - t0:.0f}s")
         return iterations - done
 
@@ -242,8 +270,12 @@ class Pipeline:
         on_cpu = next(self.model.parameters()).device.type == "cpu"
         self.say(f"precision: training in {self.precision.name} ({self.precision.reason})"
                  + ("; generation stays fp32 on a CPU (faster there)" if self.precision.bf16 and on_cpu else ""))
-        self.results["precision"] = self.precision.to_dict()
-        self._save_results()
+        if self.par.on:
+            self.say(f"parallel: {self.par.world} processes, {self.par.kind} on {self.par.device.type}; "
+                     "rank 0 rolls out, evaluates and checkpoints")
+        if self.main:
+            self.results["precision"] = self.precision.to_dict()
+            self._save_results()
         self.evaluate("untrained")
         if "sft" in stages and n_sft > 0:
             self.sft(n_sft)
@@ -251,8 +283,10 @@ class Pipeline:
         if "rl" in stages and n_rl > 0:
             if self.rl(n_rl) == 0:
                 self.evaluate("rl")
-        self.print_summary()
-        self.plot_curves()
+        if self.main:
+            self.print_summary()
+            self.plot_curves()
+        close_parallel(self.par)
         return self.results
 
     def plot_curves(self) -> None:

@@ -32,12 +32,20 @@ from questline.algos import (
 from questline.core import Batch, Trajectory, derive_seed
 from questline.data import TaskSet
 from questline.envs import prepare
+from questline.models.device import model_device
 from questline.models.lora import ADAPTER_DIR, adapter_off, add_lora, is_lora, load_adapter_weights
-from questline.models.precision import model_precision
+from questline.models.precision import choose_precision
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
 from questline.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
-from questline.train.common import make_optimizer, sequence_logprobs, warmup_constant
+from questline.train.common import (
+    TokenLogits,
+    clip_grad_norm,
+    make_optimizer,
+    sequence_logprobs,
+    warmup_constant,
+)
+from questline.train.distributed import SINGLE, Parallel
 from questline.train.engine import open_engine, probe_ids
 from questline.train.logging import MetricsLogger
 
@@ -90,28 +98,32 @@ def drop_flat_groups(trajs: list[Trajectory], rewards: list[list[float]]):
 
 
 # ------------------------------------------------------------------ model passes
-def _per_micro_batch(batch: Batch, micro: int, fn) -> torch.Tensor:
+def _per_micro_batch(batch: Batch, micro: int, fn, parallel: Parallel = SINGLE) -> torch.Tensor:
     """[B, T] from `fn(input_ids, attention_mask, loss_mask) -> [b, t]` run without
-    gradients on micro-batches, each cut to its longest sequence."""
+    gradients on micro-batches, each cut to its longest sequence. With several
+    processes each computes its share of the rows and the shares are summed."""
     out = torch.zeros_like(batch.old_logprobs)
     with torch.no_grad():
-        for s in range(0, len(batch), micro):
-            attn = batch.attention_mask[s:s + micro]
+        for rows, weight in parallel.micro_batches(len(batch), micro):
+            attn = batch.attention_mask[rows.start:rows.stop]
             t = int(attn.sum(1).max())
-            out[s:s + micro, :t] = fn(batch.input_ids[s:s + micro, :t], attn[:, :t],
-                                      batch.loss_mask[s:s + micro, :t])
-    return out
+            part = fn(batch.input_ids[rows.start:rows.stop, :t], attn[:, :t],
+                      batch.loss_mask[rows.start:rows.stop, :t])
+            if weight:  # a zero-weight micro-batch only keeps the ranks' forwards in step
+                out[rows.start:rows.stop, :t] = part
+    return parallel.all_sum(out)
 
 
-def batch_logprobs(model, batch: Batch, micro: int, temperature: float, use_autocast: bool):
+def batch_logprobs(model, batch: Batch, micro: int, temperature: float, use_autocast: bool,
+                   parallel: Parallel = SINGLE):
     return _per_micro_batch(batch, micro, lambda ids, attn, mask: sequence_logprobs(
-        model, ids, attn, temperature=temperature, use_autocast=use_autocast, token_mask=mask)[0])
+        model, ids, attn, temperature=temperature, use_autocast=use_autocast, token_mask=mask)[0], parallel)
 
 
-def batch_values(critic, batch: Batch, micro: int, use_autocast: bool) -> torch.Tensor:
+def batch_values(critic, batch: Batch, micro: int, use_autocast: bool, parallel: Parallel = SINGLE) -> torch.Tensor:
     from questline.models.critic import token_values
     return _per_micro_batch(batch, micro, lambda ids, attn, _: token_values(
-        critic, ids, attn, use_autocast=use_autocast))
+        critic, ids, attn, use_autocast=use_autocast), parallel)
 
 
 def estimator_kwargs(cfg) -> dict:
@@ -127,28 +139,32 @@ def loss_kwargs(cfg) -> dict:
 
 # ------------------------------------------------------------------ one update
 def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temperature: float,
-              use_autocast: bool, critic=None, critic_optimizer=None, train_policy: bool = True) -> dict:
+              use_autocast: bool, critic=None, critic_optimizer=None, train_policy: bool = True,
+              parallel: Parallel = SINGLE) -> dict:
     """One iteration's update on a batch of trajectories. `cfg` is an RLConfig.
     With a critic, it is trained on the same mini-batches (value loss, own optimizer);
-    `train_policy=False` trains only the critic (critic warm-up)."""
-    micro = cfg.micro_batch_size
+    `train_policy=False` trains only the critic (critic warm-up). With several
+    processes (`parallel`), `model` and `critic` are their DDP / FSDP2 modules, every
+    rank holds the whole batch and trains on its share of each mini-batch's rows."""
+    micro, par = cfg.micro_batch_size, parallel
+    batch.to(model_device(model))
     # With one epoch over one mini-batch the update is exactly on-policy: the old
     # logprobs are the current ones, taken from the training forward pass itself.
     on_policy = cfg.ppo_epochs == 1 and cfg.minibatch_size >= len(batch)
     mismatch = None  # the sampling engine vs the trainer, before this update
     if (cfg.recompute_logprobs and not on_policy) or cfg.tis_cap:
-        batch.old_logprobs = batch_logprobs(model, batch, micro, temperature, use_autocast)
+        batch.old_logprobs = batch_logprobs(model, batch, micro, temperature, use_autocast, par)
         on_policy = False
         if batch.rollout_logprobs is not None:
             mismatch = logprob_mismatch(batch.old_logprobs, batch.rollout_logprobs, batch.loss_mask)
     if ref_model is not None:  # a LoRA policy is its own reference, with the adapter off
         with adapter_off(ref_model):
-            batch.ref_logprobs = batch_logprobs(ref_model, batch, micro, temperature, use_autocast)
+            batch.ref_logprobs = batch_logprobs(ref_model, batch, micro, temperature, use_autocast, par)
         if cfg.kl_in == "reward" and cfg.kl_coef > 0:
             kl = kl_penalty(batch.old_logprobs, batch.ref_logprobs, cfg.kl_kind) * batch.loss_mask
             batch.token_rewards = batch.token_rewards - cfg.kl_coef * kl
     if critic is not None:
-        batch.values = batch_values(critic, batch, micro, use_autocast)
+        batch.values = batch_values(critic, batch, micro, use_autocast, par)
     if batch.episode_ids is not None:  # window context: rows are turns, baselines per episode
         batch.advantages, batch.returns = episode_advantages(
             cfg.advantage, batch.token_rewards, batch.loss_mask, batch.group_ids, batch.episode_ids,
@@ -162,7 +178,7 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
         # No signal (e.g. every group all-fail). Stepping anyway would let Adam's
         # momentum keep moving the weights along stale gradients, so skip.
         if mismatch is None and batch.rollout_logprobs is not None:
-            trainer = batch_logprobs(model, batch, micro, temperature, use_autocast)
+            trainer = batch_logprobs(model, batch, micro, temperature, use_autocast, par)
             mismatch = logprob_mismatch(trainer, batch.rollout_logprobs, batch.loss_mask)
         return {"skipped_update": 1.0, "lr": scheduler.get_last_lr()[0], **(mismatch or {})}
     train_policy = train_policy and has_signal
@@ -176,32 +192,38 @@ def rl_update(model, ref_model, optimizer, scheduler, batch: Batch, cfg, *, temp
             mb = batch.select(range(m0, min(m0 + cfg.minibatch_size, len(batch))))
             n_tokens = float(mb.loss_mask.sum().clamp(min=1))
             n_rows = max(row_count(mb.loss_mask, cfg.aggregation_rows), 1)  # seq-mean divisor
-            for s in range(0, len(mb), micro):
-                part = mb.select(range(s, min(s + micro, len(mb))))
+            parts = par.micro_batches(len(mb), micro)
+            for k, (rows, weight) in enumerate(parts):
+                part = mb.select(rows)
                 t = int(part.attention_mask.sum(1).max())
                 mask = part.loss_mask[:, :t]
+                scale = weight * par.loss_scale
                 st: dict[str, float] = {}
-                if train_policy:
-                    st.update(_policy_backward(model, part, t, mask, cfg, on_policy, temperature,
-                                               use_autocast, n_tokens, n_rows,
-                                               pre_step if epoch == 0 and m0 == 0 else None))
-                if critic is not None:
-                    st.update(_critic_backward(critic, part, t, mask, cfg, use_autocast, n_tokens, n_rows))
-                for k, v in st.items():
-                    stats.setdefault(k, []).append(v)
+                with par.accumulate((model if train_policy else None, critic), sync=k == len(parts) - 1):
+                    if train_policy:
+                        st.update(_policy_backward(model, part, t, mask, cfg, on_policy, temperature,
+                                                   use_autocast, n_tokens, n_rows, scale,
+                                                   pre_step if epoch == 0 and m0 == 0 else None))
+                    if critic is not None:
+                        st.update(_critic_backward(critic, part, t, mask, cfg, use_autocast, n_tokens, n_rows,
+                                                   scale))
+                for key, v in st.items() if weight else ():
+                    stats.setdefault(key, []).append(v)
             if train_policy:
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                grad_norm = clip_grad_norm(model, cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                stats.setdefault("grad_norm", []).append(float(grad_norm))
+                if par.main:  # the same on every rank
+                    stats.setdefault("grad_norm", []).append(grad_norm)
             if critic is not None:
-                torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.critic.max_grad_norm)
+                clip_grad_norm(critic, cfg.critic.max_grad_norm)
                 critic_optimizer.step()
                 critic_optimizer.zero_grad(set_to_none=True)
     model.eval()
     if critic is not None:
         critic.eval()
+    stats = par.gather_lists(stats)
     out = {k: sum(v) / len(v) for k, v in stats.items()}
     if "loss" in stats:
         out["loss"] = sum(stats["loss"]) / (cfg.ppo_epochs * -(-len(batch) // cfg.minibatch_size))
@@ -221,7 +243,7 @@ def _scale(loss_per_token, mask, cfg, n_tokens, n_rows):
 
 
 def _policy_backward(model, part: Batch, t, mask, cfg, on_policy, temperature, use_autocast,
-                     n_tokens, n_rows, pre_step: list | None = None) -> dict[str, float]:
+                     n_tokens, n_rows, scale: float = 1.0, pre_step: list | None = None) -> dict[str, float]:
     """`pre_step`, when given, collects (trainer, engine) logprobs of the policy tokens
     (this forward runs before any optimizer step of the update)."""
     logp, ent = sequence_logprobs(model, part.input_ids[:, :t], part.attention_mask[:, :t],
@@ -244,18 +266,19 @@ def _policy_backward(model, part: Batch, t, mask, cfg, on_policy, temperature, u
     if cfg.entropy_coef > 0:
         per_tok = per_tok - cfg.entropy_coef * ent
     loss = _scale(per_tok, mask, cfg, n_tokens, n_rows)
-    loss.backward()
+    (loss * scale).backward()
     st["loss"] = loss.item()
     st["entropy"] = masked_mean(ent.detach(), mask).item()
     return st
 
 
-def _critic_backward(critic, part: Batch, t, mask, cfg, use_autocast, n_tokens, n_rows) -> dict[str, float]:
+def _critic_backward(critic, part: Batch, t, mask, cfg, use_autocast, n_tokens, n_rows,
+                     scale: float = 1.0) -> dict[str, float]:
     from questline.models.critic import token_values
     values = token_values(critic, part.input_ids[:, :t], part.attention_mask[:, :t], use_autocast=use_autocast)
     per_tok, st = value_loss(values, part.values[:, :t], part.returns[:, :t], mask, cfg.critic.value_clip)
     loss = _scale(per_tok, mask, cfg, n_tokens, n_rows)
-    loss.backward()
+    (loss * scale).backward()
     st["value_loss"] = loss.item()
     return st
 
@@ -324,77 +347,114 @@ def collect(engine, chat, taskset: TaskSet, it: int, recipe, rcfg: RolloutConfig
 # ------------------------------------------------------------------ the loop
 def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *, iterations: int,
              ref_model=None, logger: MetricsLogger | None = None, progress=None,
-             stop_after: int | None = None, engine=None) -> int:
+             stop_after: int | None = None, parallel: Parallel = SINGLE, engine=None) -> int:
     """Run RL iterations [resume point, iterations). Returns the last finished iteration + 1.
     `stop_after` ends the call early after that many iterations (tests, time budgets).
-    `engine` (a `questline.train.engine` PolicyEngine) is the caller's to close; without
-    one, the recipe's `engine` section makes one for this call."""
-    cfg = recipe.rl
+    With several processes (`parallel`), every rank calls this: rank 0 rolls out, logs
+    and checkpoints, all ranks train (questline.train.distributed).
+    `engine` (a `questline.train.engine` PolicyEngine, rank 0's) is the caller's to close;
+    without one, the recipe's `engine` section makes one for this call."""
+    cfg, par = recipe.rl, parallel
     rcfg = rollout_config(recipe)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.eot_id
-    use_autocast = model_precision(recipe, model).bf16
-    critic = critic_optimizer = None
+    # the device training runs on (with FSDP2 a rank's plain model may wait on the CPU)
+    use_autocast = choose_precision(recipe.model.precision, (par.device if par.on else model_device(model)).type).bf16
+    critic = None
     if cfg.needs_critic:
         from questline.models.critic import build_critic
         critic = build_critic(model, seed=derive_seed(recipe.seed, "critic"))
-        critic_optimizer = make_optimizer(critic, cfg.critic.lr)
     # LoRA: a fresh adapter on the policy RL starts from; `model` holds its layers (critics train in full)
     policy = add_lora(model, recipe.model.lora, seed=derive_seed(recipe.seed, "lora-rl")) if recipe.model.lora \
         else model
     if cfg.freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
         model.get_output_embeddings().weight.requires_grad_(False)
-    optimizer = make_optimizer(model, cfg.lr, eps=cfg.adam_eps, betas=(0.9, cfg.adam_beta2))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, cfg.warmup_iters))
     if cfg.kl_coef > 0 and ref_model is None:  # the policy RL starts from (before any resume)
         ref_model = policy if is_lora(policy) else copy.deepcopy(model)
     start = 0
     ckpt = latest_checkpoint(run_dir)  # the newest intact one
-    if ckpt is not None:
+    if ckpt is not None:  # weights before wrapping: DDP and FSDP2 start from them
         load_weights(policy, ckpt)
-        start = load_trainer_state(ckpt, optimizer, scheduler, critic, critic_optimizer)["iteration"] + 1
-    own_logger = logger is None
-    logger = logger or MetricsLogger(run_dir, "rl", resume_after=start - 1)
+        if critic is not None:
+            from questline.models.critic import load_critic
+            critic.load_state_dict(load_critic(Path(ckpt) / "critic").state_dict())
+    if recipe.train.gradient_checkpointing:
+        enable_gradient_checkpointing(model, critic)
+    trained = par.wrap(TokenLogits(model)) if par.on else model
+    trained_critic = par.wrap(critic)
     if ref_model is not None and not is_lora(ref_model):
         ref_model.eval().requires_grad_(False)
+        if par.on and par.kind == "fsdp2":  # forward only, sharded too
+            ref_model = par.wrap(TokenLogits(ref_model))
+    par.park(model, keep=par.main)
+    par.park(critic, keep=False)
+    optimizer = make_optimizer(trained, cfg.lr, eps=cfg.adam_eps, betas=(0.9, cfg.adam_beta2))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_constant(s, cfg.warmup_iters))
+    critic_optimizer = make_optimizer(trained_critic, cfg.critic.lr) if critic is not None else None
+    if ckpt is not None:
+        state = load_trainer_state(ckpt, scheduler=scheduler)
+        par.load_optimizer_state(trained, optimizer, state["optimizer"])
+        if critic is not None:
+            par.load_optimizer_state(trained_critic, critic_optimizer, state["critic_optimizer"])
+        start = state["iteration"] + 1
+    own_logger = logger is None and par.main
+    if own_logger:
+        logger = MetricsLogger(run_dir, "rl", resume_after=start - 1)
     model.eval()
     done = start
-    own_engine = engine is None
-    engine = engine or open_engine(recipe, policy, tokenizer, pad_id, run_dir, autocast=use_autocast)
+    own_engine = engine is None and par.main
+    if own_engine:
+        engine = open_engine(recipe, policy, tokenizer, pad_id, run_dir, autocast=use_autocast)
     try:
-        engine.sync(policy)  # resumed or changed weights
+        if engine is not None:
+            engine.sync(policy)  # resumed or changed weights
         for it in range(start, iterations):
             t0 = time.perf_counter()
             frac = it / max(iterations, 1)
             temperature = temperature_at(rcfg, cfg, frac)
             it_rcfg = rollout_config(recipe, temperature=temperature)
-            cache_before = engine.cache_counters()
-            metrics, valid, rewards, trajs = collect(engine.engine, chat, taskset, it, recipe, it_rcfg, frac)
-            engine.raise_if_down(it, trajs)
+            trajs = []
+            if par.main:
+                cache_before = engine.cache_counters()
+                metrics, valid, rewards, trajs = collect(engine.engine, chat, taskset, it, recipe, it_rcfg, frac)
+                engine.raise_if_down(it, trajs)
+                metrics.update(engine.cache_stats(cache_before))
+            metrics, valid, rewards = par.broadcast((metrics, valid, rewards) if par.main else None)
             t_rollout = time.perf_counter() - t0
-            metrics.update(engine.cache_stats(cache_before))
             metrics.update(trained_episodes=len(valid), temperature=temperature)
             if valid:
                 batch = (Batch.from_episode_rows(valid, pad_id, rewards) if valid[0].windowed else
                          Batch.from_trajectories(valid, pad_id, [t.token_rewards(r) for t, r in zip(valid, rewards)]))
-                metrics.update(rl_update(model, ref_model, optimizer, scheduler, batch, cfg,
+                metrics.update(rl_update(trained, ref_model, optimizer, scheduler, batch, cfg,
                                          temperature=temperature if temperature > 0 else 1.0,
-                                         use_autocast=use_autocast, critic=critic, critic_optimizer=critic_optimizer,
+                                         use_autocast=use_autocast, critic=trained_critic,
+                                         critic_optimizer=critic_optimizer, parallel=par,
                                          train_policy=it >= cfg.critic.warmup_iters or critic is None))
-            metrics.update(engine.sync(policy, probe_ids(valid)))  # the engine samples from the new weights
+                par.sync(trained, model)  # FSDP2: the engine's (and checkpoint's) full weights
+            if engine is not None:
+                metrics.update(engine.sync(policy, probe_ids(valid)))  # the engine samples from the new weights
             metrics["rollout_s"] = t_rollout
             metrics["iter_s"] = time.perf_counter() - t0
-            logger.log("rl", it, metrics)
-            if recipe.run.sample_trajectories:
-                logger.samples(it, [t.to_dict() for t in trajs[: recipe.run.sample_trajectories]])
             done = it + 1
             last = done == iterations
             every = recipe.run.checkpoint_every
-            if last or (every and done % every == 0):
-                save_checkpoint(run_dir, it, policy, tokenizer, optimizer, scheduler,
-                                keep=recipe.run.keep_checkpoints, critic=critic, critic_optimizer=critic_optimizer)
-            if progress:
-                progress(done, iterations, f"success {metrics['success']:.2f}")
+            checkpoint = last or (every and done % every == 0)
+            optimizer_states = None
+            if checkpoint:  # collectives with FSDP2
+                par.sync(trained_critic, critic)
+                optimizer_states = (par.optimizer_state(trained, optimizer), None if critic is None else
+                                    par.optimizer_state(trained_critic, critic_optimizer))
+            if par.main:
+                logger.log("rl", it, metrics)
+                if recipe.run.sample_trajectories:
+                    logger.samples(it, [t.to_dict() for t in trajs[: recipe.run.sample_trajectories]])
+                if checkpoint:
+                    save_checkpoint(run_dir, it, policy, tokenizer, optimizer_states[0], scheduler,
+                                    keep=recipe.run.keep_checkpoints, critic=critic,
+                                    critic_optimizer=optimizer_states[1])
+                if progress:
+                    progress(done, iterations, f"success {metrics['success']:.2f}")
+            par.barrier()  # ranks > 0 read no checkpoint rank 0 is still writing
             if stop_after is not None and done - start >= stop_after:
                 break
     finally:
@@ -403,6 +463,13 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     if own_logger:
         logger.close()
     return done
+
+
+def enable_gradient_checkpointing(*models) -> None:
+    """Recompute each layer's activations in backward (non-reentrant: works under DDP and FSDP2)."""
+    for m in models:
+        if m is not None:
+            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def load_weights(model, path: Path) -> None:
