@@ -1,0 +1,369 @@
+"""Environment workers on Ray (`rollout.workers: N`).
+
+The environments of a rollout live in N Ray actors (`EnvHost`), each hosting many
+episodes; the rollout loop, the engine and the tokens stay in this process, so the
+token-in-token-out contract and the trajectories are those of the in-process path
+(same seed, same trajectories with 0, 1 or N workers). An actor builds each env
+itself from (env name, env config, task): no env object crosses the wire. Episodes
+are split into N contiguous blocks (a task's group stays together); each turn makes
+one batched call per actor (reset, step, and a scripted policy's next reply).
+
+Failures: an actor that dies is restarted by Ray (`ray.max_restarts`; the call that
+found it dead is not retried, `max_task_retries=0`); the episodes it hosted are
+flagged `infra_failed` with the reason (left out of training and evaluation, never
+scored 0) and later episodes use the restarted actor. A batched call that takes
+longer than `ray.call_timeout` flags its episodes the same way and restarts the actor.
+
+Ray is imported only here, when `workers > 0` (the optional extra `ray`). The actors
+and the cluster this process started live until `shutdown()` (also at exit).
+Network: a local cluster binds every server to the address Ray finds for this node;
+where that must be loopback only, run it in a network namespace whose only interface
+is `lo` (as tests/test_ray_workers.py and benchmarks/scale.py do).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from questline.core import ConfigError, Step, Task
+from questline.envs import make, prepare
+from questline.rollout.runner import (
+    begin_episode,
+    fail_start,
+    new_episode,
+    record_step,
+    synthetic_planner,
+    take_action,
+)
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str = "local"  # local: start a cluster in this process; auto / <host:port>: join one
+    num_cpus: int | None = None  # CPUs of a local cluster (None: Ray counts them)
+    actor_cpus: float = 1.0  # CPUs Ray reserves per env actor
+    max_restarts: int = 3  # Ray restarts a dead env actor this many times
+    call_timeout: float = 600.0  # seconds a batched env call (one actor, one turn) may take
+    start_timeout: float = 120.0  # seconds for the actors to come up
+
+
+# ------------------------------------------------------------------ the actor
+
+class EnvHost:
+    """Hosts many episodes' environments in one process (a Ray actor).
+    `threads` > 1 steps a batch's episodes concurrently (envs that wait on subprocesses)."""
+
+    def __init__(self, threads: int = 1):
+        self.envs: dict[str, Any] = {}
+        self.synths: dict[str, Any] = {}
+        self.policy: dict[str, str] = {}
+        self.pool = ThreadPoolExecutor(threads) if threads > 1 else None
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def ping(self) -> None:
+        return None
+
+    def start(self, items: list[tuple[str, Task, Any]], env_cfg: dict, policy: str) -> list[dict]:
+        """Build and reset each episode's env: {"instructions", "obs" | "error", "reply"}."""
+        prepare([task for _, task, _ in items], env_cfg)
+        out = []
+        for key, task, synth in items:
+            env = make(task.env, **env_cfg)
+            res = {"instructions": env.instructions}
+            try:
+                res["obs"] = env.reset(task)
+            except Exception as err:  # an env that cannot start is an infra failure
+                res["error"] = f"reset: {err!r}"
+                out.append(res)
+                continue
+            self.envs[key], self.synths[key], self.policy[key] = env, synth, policy
+            res["reply"] = self._reply(key, 0)
+            out.append(res)
+        return out
+
+    def step(self, items: list[tuple[str, str, bool, int]]) -> list[dict]:
+        """Step each (key, action, last turn?, turn) -> {"step" | "error", "seconds",
+        "metrics" (the episode ended), "reply" (a scripted policy's next reply)}."""
+        if self.pool is not None and len(items) > 1:
+            return list(self.pool.map(lambda item: self._step(*item), items))
+        return [self._step(*item) for item in items]
+
+    def _step(self, key: str, action: str, last: bool, turn: int) -> dict:
+        env = self.envs.get(key)
+        if env is None:  # Ray restarted this actor: the episode died with the old process
+            return {"error": "step: env worker died (restarted without this episode)", "seconds": 0.0}
+        t0 = time.perf_counter()
+        try:
+            step = env.step(action)
+        except Exception as err:  # the environment, not the agent, failed
+            self._close(key)
+            return {"error": f"step: {err!r}", "seconds": 0.0}
+        res: dict[str, Any] = {"step": step, "seconds": time.perf_counter() - t0}
+        if step.done or last or step.info.get("infra_error"):
+            if "metrics" not in step.info:
+                res["metrics"] = dict(env.metrics())
+            self._close(key)
+        else:
+            res["reply"] = self._reply(key, turn + 1)
+        return res
+
+    def finish(self, keys: list[str]) -> list[dict]:
+        """Metrics of episodes the rollout cut off, which are then closed."""
+        out = []
+        for key in keys:
+            out.append(dict(self.envs[key].metrics()) if key in self.envs else {})
+            self._close(key)
+        return out
+
+    def release(self, keys: list[str]) -> None:
+        """Close episodes the rollout left (it stopped early)."""
+        for key in keys:
+            if key in self.envs:
+                self._close(key)
+
+    def _reply(self, key: str, turn: int) -> str | None:
+        policy = self.policy[key]
+        if policy == "model":
+            return None
+        synth, env = self.synths[key], self.envs[key]
+        return synth.reply(env, turn) if synth else env.scripted_action(policy)
+
+    def _close(self, key: str) -> None:
+        env = self.envs.pop(key, None)
+        self.synths.pop(key, None)
+        self.policy.pop(key, None)
+        if env is not None:
+            env.close()
+
+
+# ------------------------------------------------------------------ the driver's side
+
+class RemoteEnv:
+    """The rollout's handle on one episode's env inside an actor: what the loop asks
+    of an env besides reset and step (scripted replies, metrics, close)."""
+
+    def __init__(self, host: _Host, key: str, instructions: str = ""):
+        self.host, self.key, self.instructions = host, key, instructions
+        self.reply: str | None = None  # a scripted policy's next reply (computed in the actor)
+        self.final_metrics: dict | None = None  # set by the actor when the episode ends there
+        self.error = ""  # the actor failed while the episode was being finished
+
+    def scripted_action(self, policy: str) -> str:
+        return self.reply
+
+    def metrics(self) -> dict:
+        if self.final_metrics is None:  # cut off by the rollout (max_tokens): ask the actor
+            (res,), error = self.host.call("finish", [[self.key]], n=1)
+            self.final_metrics, self.error = res or {}, error
+        return self.final_metrics
+
+    def close(self) -> None:
+        pass  # the actor closes an env when its episode ends
+
+
+class _Host:
+    """One env actor and the calls made to it (each bounded by `call_timeout`)."""
+
+    def __init__(self, actor, timeout: float):
+        self.actor, self.timeout = actor, timeout
+        self.failed = False  # the last call failed: Ray may still be restarting the actor
+
+    def wait_ready(self, timeout: float) -> None:
+        """After a failure: wait (up to `timeout`) until the restarted actor answers."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+        deadline = time.monotonic() + timeout
+        while self.failed and time.monotonic() < deadline:
+            try:
+                ray.get(self.actor.ping.remote(), timeout=max(deadline - time.monotonic(), 0.0))
+                self.failed = False
+            except RayActorError:
+                time.sleep(0.2)
+            except GetTimeoutError:
+                return
+
+    def submit(self, method: str, *args):
+        return getattr(self.actor, method).remote(*args), time.monotonic() + self.timeout
+
+    def collect(self, pending, n: int) -> tuple[list, str]:
+        """(results, "") or ([None] * n, the reason the actor failed)."""
+        import ray
+        from ray.exceptions import GetTimeoutError, RayActorError
+        ref, deadline = pending
+        try:
+            return ray.get(ref, timeout=max(deadline - time.monotonic(), 0.0)), ""
+        except RayActorError as err:
+            self.failed = True
+            return [None] * n, f"env worker died: {type(err).__name__}"
+        except GetTimeoutError:
+            ray.kill(self.actor, no_restart=False)  # stuck: Ray restarts it for later episodes
+            self.failed = True
+            return [None] * n, f"env worker timed out after {self.timeout:g}s"
+        except ray.exceptions.RayTaskError as err:  # an error in the env code: raise it as it is
+            raise err.as_instanceof_cause() from None
+
+    def call(self, method: str, *args, n: int) -> tuple[list, str]:
+        return self.collect(self.submit(method, *args), n)
+
+
+class EnvWorkers:
+    """N env actors on the Ray cluster (`connect`)."""
+
+    def __init__(self, n: int, cfg: RayConfig, threads: int = 1):
+        import ray
+        self.n, self.cfg, self.threads = n, cfg, threads
+        actor_cls = ray.remote(EnvHost).options(max_restarts=cfg.max_restarts, max_task_retries=0,
+                                                num_cpus=cfg.actor_cpus)
+        self.actors = [actor_cls.remote(threads) for _ in range(n)]
+        self.hosts = [_Host(a, cfg.call_timeout) for a in self.actors]
+        try:
+            ray.get([a.ping.remote() for a in self.actors], timeout=cfg.start_timeout)
+        except Exception:
+            self.close()
+            raise
+
+    def pids(self) -> list[int]:
+        import ray
+        return ray.get([a.pid.remote() for a in self.actors], timeout=self.cfg.call_timeout)
+
+    def close(self) -> None:
+        import ray
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+        self.actors, self.hosts = [], []
+
+
+_WORKERS: EnvWorkers | None = None
+_STARTED_CLUSTER = False  # this process started (and so stops) the Ray cluster
+
+
+def connect(cfg: RayConfig, n_actors: int = 1) -> None:
+    """Join the cluster at `cfg.address`, or start a local one (`local`); no-op when
+    Ray is already initialised in this process."""
+    global _STARTED_CLUSTER
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("rollout.workers > 0 needs Ray: pip install 'questline[ray]'") from None
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
+    kwargs: dict[str, Any] = {"include_dashboard": False}
+    if cfg.address == "local":
+        kwargs["num_cpus"] = max(cfg.num_cpus or os.cpu_count() or 1, math.ceil(n_actors * cfg.actor_cpus))
+    ray.init(address=cfg.address, **kwargs)
+    _STARTED_CLUSTER = cfg.address == "local"
+
+
+def env_workers(n: int, cfg: RayConfig | None = None, threads: int = 1) -> EnvWorkers:
+    """The process's env actors (kept between rollouts; rebuilt when the settings change)."""
+    global _WORKERS
+    cfg = cfg or RayConfig()
+    if _WORKERS is not None and (_WORKERS.n, _WORKERS.cfg, _WORKERS.threads) == (n, cfg, threads):
+        return _WORKERS
+    if _WORKERS is not None:
+        _WORKERS.close()
+        _WORKERS = None
+    connect(cfg, n)
+    _WORKERS = EnvWorkers(n, cfg, threads)
+    return _WORKERS
+
+
+def shutdown() -> None:
+    """Stop the env actors, and the Ray cluster if this process started it."""
+    global _WORKERS, _STARTED_CLUSTER
+    if _WORKERS is not None:
+        _WORKERS.close()
+        _WORKERS = None
+    if _STARTED_CLUSTER:
+        import ray
+        ray.shutdown()
+        _STARTED_CLUSTER = False
+
+
+atexit.register(shutdown)
+
+_ROLLOUTS = itertools.count()
+
+
+def blocks(n_items: int, n: int) -> list[range]:
+    """`n_items` split into `n` contiguous, near-equal blocks (some may be empty)."""
+    return [range(i * n_items // n, (i + 1) * n_items // n) for i in range(n)]
+
+
+class RemoteEpisodes:
+    """One rollout's episodes on the env actors: start them, play a turn, release them."""
+
+    def __init__(self, cfg, env_cfg: dict | None):
+        self.cfg, self.env_cfg = cfg, dict(env_cfg or {})
+        self.workers = env_workers(cfg.workers, cfg.ray, cfg.env_workers)
+        self.prefix = f"{os.getpid()}/{next(_ROLLOUTS)}"
+        self.placement: list[tuple[_Host, list]] = []  # each actor's episodes
+
+    def start(self, tasks: list[Task], group_size: int, chat, *, seed: int, policy: str,
+              given_plan: str | None) -> list:
+        slots = [(task, g, k) for g, task in enumerate(tasks) for k in range(group_size)]
+        pending = []
+        for host, block in zip(self.workers.hosts, blocks(len(slots), len(self.workers.hosts))):
+            host.wait_ready(self.workers.cfg.start_timeout)
+            items = [(f"{self.prefix}/{i}", slots[i][0], synthetic_planner(self.cfg, policy, seed, slots[i][1],
+                                                                           slots[i][2], slots[i][0]))
+                     for i in block]
+            pending.append((host, block, host.submit("start", items, self.env_cfg, policy) if items else None))
+        episodes = [None] * len(slots)
+        for host, block, call in pending:
+            results, error = host.collect(call, len(block)) if call else ([], "")
+            for i, res in zip(block, results):
+                task, g, k = slots[i]
+                env = RemoteEnv(host, f"{self.prefix}/{i}", (res or {}).get("instructions", ""))
+                e = new_episode(env, env.instructions, task, g, self.cfg, given_plan, None)
+                if res is None or "error" in res:
+                    episodes[i] = fail_start(e, res["error"] if res else f"reset: {error}")
+                    continue
+                env.reply = res["reply"]
+                episodes[i] = begin_episode(e, res["obs"], chat, self.cfg, f"{seed}/{g}/{k}/{task.id}")
+            self.placement.append((host, [episodes[i] for i in block]))
+        return episodes
+
+    def play_turn(self, live: list, chat, gens: list, secs: list[float], turn: int) -> list[bool]:
+        """`runner._play_turn` for every live episode, with one step call per actor."""
+        taken = {id(e): take_action(e, chat, gen, s, self.cfg, turn) for e, gen, s in zip(live, gens, secs)}
+        calls = []
+        for host, episodes in self.placement:
+            mine = [e for e in episodes if id(e) in taken]
+            items = [(e.env.key, taken[id(e)][0], len(e.traj.turns) + 1 >= self.cfg.max_turns, turn) for e in mine]
+            if items:
+                calls.append((host, mine, host.submit("step", items)))
+        done = {}
+        for host, mine, call in calls:
+            results, error = host.collect(call, len(mine))
+            for e, res in zip(mine, results):
+                done[id(e)] = self._record(e, chat, turn, taken[id(e)][1], res, error)
+        return [done[id(e)] for e in live]
+
+    def _record(self, e, chat, turn: int, taken, res: dict | None, error: str) -> bool:
+        env: RemoteEnv = e.env
+        if res is None or "error" in res:
+            return record_step(e, chat, self.cfg, turn, taken, None, 0.0, res["error"] if res else f"step: {error}")
+        step: Step = res["step"]
+        env.final_metrics, env.reply = res.get("metrics"), res.get("reply")
+        done = record_step(e, chat, self.cfg, turn, taken, step, res["seconds"])
+        if env.error:  # the actor died while the cut-off episode was being finished
+            e.traj.infra_failed, e.traj.infra_error = True, f"metrics: {env.error}"
+        return done
+
+    def release(self) -> None:
+        """Close the envs of episodes still open in the actors (a rollout that stopped early)."""
+        for host, episodes in self.placement:
+            keys = [e.env.key for e in episodes if not e.traj.done]
+            if keys and host.actor is not None:
+                host.actor.release.remote(keys)
