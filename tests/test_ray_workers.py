@@ -237,7 +237,8 @@ def _timeout_case(chat, model, maze) -> dict:
 def _network(ns: str) -> dict:
     ss = subprocess.run(["ss", "-ltnuH"], capture_output=True, text=True, check=True).stdout
     ray_pids = [(p, c) for p, c in _pids_in_netns(ns) if c in ("raylet", "gcs_server") or c.startswith("ray::")]
-    return {"interfaces": sorted(os.listdir("/sys/class/net")), "netns": ns,
+    devs = Path("/proc/self/net/dev").read_text().splitlines()[2:]  # this namespace's interfaces
+    return {"interfaces": sorted(line.split(":")[0].strip() for line in devs), "netns": ns,
             "listening": [line.split()[4] for line in ss.splitlines() if line.strip()],
             "ray_processes": len(ray_pids), "ray_netns": sorted({_net_ns(p) for p, _ in ray_pids})}
 
