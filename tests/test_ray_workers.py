@@ -64,10 +64,10 @@ def report(tmp_path_factory):
     if not _netns_ok():
         pytest.skip("needs `unshare --net` (a network namespace with loopback only)")
     out = tmp_path_factory.mktemp("ray") / "report.json"
-    script = f"ip link set lo up && exec {sys.executable} {Path(__file__).resolve()} {out}"
+    from questline.rollout.workers import loopback_only_command
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.run(["unshare", "--net", "sh", "-c", script], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(loopback_only_command([sys.executable, str(Path(__file__).resolve()), str(out)]),
+                          env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     data = json.loads(out.read_text())
     deadline = time.time() + 20  # the namespace goes when its last process exits
@@ -237,8 +237,8 @@ def _timeout_case(chat, model, maze) -> dict:
 def _network(ns: str) -> dict:
     ss = subprocess.run(["ss", "-ltnuH"], capture_output=True, text=True, check=True).stdout
     ray_pids = [(p, c) for p, c in _pids_in_netns(ns) if c in ("raylet", "gcs_server") or c.startswith("ray::")]
-    devs = Path("/proc/self/net/dev").read_text().splitlines()[2:]  # this namespace's interfaces
-    return {"interfaces": sorted(line.split(":")[0].strip() for line in devs), "netns": ns,
+    from questline.rollout.workers import interfaces
+    return {"interfaces": interfaces(), "netns": ns,
             "listening": [line.split()[4] for line in ss.splitlines() if line.strip()],
             "ray_processes": len(ray_pids), "ray_netns": sorted({_net_ns(p) for p, _ in ray_pids})}
 

@@ -284,3 +284,18 @@ class RemoteEpisodes:
             keys = [e.env.key for e in episodes if not e.traj.done]
             if keys and host.actor is not None:
                 host.actor.release.remote(keys)
+
+
+# ------------------------------------------------------------------ loopback-only runs
+
+def interfaces() -> list[str]:
+    """The network interfaces of this process's network namespace."""
+    with open("/proc/self/net/dev") as f:
+        return sorted(line.split(":")[0].strip() for line in f.read().splitlines()[2:])
+
+
+def loopback_only_command(argv: list[str]) -> list[str]:
+    """`argv` run in a new network namespace whose only interface is loopback (`unshare
+    --net`, as root; util-linux and iproute2): a local Ray cluster started there cannot
+    be reached from, nor reach, any other machine."""
+    return ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *argv]
