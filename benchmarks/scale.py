@@ -63,7 +63,7 @@ def env_throughput(name: str, chat: ChatTokens, tasks: list[Task], env_cfg: dict
     for n in WORKERS:
         if n:
             ray_workers.env_workers(n)  # actors up (and their imports done) before timing
-        timed_rollout(chat, tasks[:1], env_cfg, 1, n, max_turns)  # warm-up: the env's imports, caches
+        timed_rollout(chat, tasks[:1], env_cfg, max(n, 1), n, max_turns)  # warm-up, every actor: imports, caches
         seconds, episodes, steps = timed_rollout(chat, tasks, env_cfg, group, n, max_turns)
         rate = episodes / seconds
         base = base or rate
