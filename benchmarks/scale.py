@@ -101,7 +101,9 @@ def main() -> None:
     args = ap.parse_args()
     if ray_workers.interfaces() != ["lo"]:  # run in a loopback-only network namespace
         cmd = ray_workers.loopback_only_command([sys.executable, *sys.argv])
-        sys.exit(subprocess.run(cmd, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}).returncode)
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+               "RAY_memory_monitor_refresh_ms": "0"}  # Ray's OOM killer counts other jobs' memory too
+        sys.exit(subprocess.run(cmd, env=env).returncode)
     print(f"scale-out benchmark; {load()}", flush=True)
     chat = ChatTokens(train_tokenizer(["go north", "take apple"], vocab_size=300))
     try:

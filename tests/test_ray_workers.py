@@ -65,7 +65,9 @@ def report(tmp_path_factory):
         pytest.skip("needs `unshare --net` (a network namespace with loopback only)")
     out = tmp_path_factory.mktemp("ray") / "report.json"
     from questline.rollout.workers import loopback_only_command
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray's OOM killer watches the whole machine: on a shared one, others' memory would kill our actors
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "RAY_USAGE_STATS_ENABLED": "0",
+           "RAY_memory_monitor_refresh_ms": "0"}
     proc = subprocess.run(loopback_only_command([sys.executable, str(Path(__file__).resolve()), str(out)]),
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -78,6 +80,8 @@ def report(tmp_path_factory):
 
 
 def test_same_seed_same_trajectories_with_0_1_2_workers(report):
+    ends = {ep[6] for runs in report["equal"].values() for ep in runs["0"]["episodes"]}
+    assert ends == {"", "max_turns", "max_tokens"}  # episodes end in every way the rollout knows
     for case, runs in report["equal"].items():
         assert runs["0"]["n"] > 0 and not runs["0"]["infra"], case
         assert runs["1"] == runs["0"], f"{case}: 1 worker differs from in-process"
@@ -165,15 +169,15 @@ def _cases(tmp: str):
     alf = generate_tasks("alfworld", 2, "easy", 0, task_types=["pick", "heat"], **alf_cfg)
     planning = PlanningConfig("dynamic")
 
-    def run(tasks, n, policy, engine=None, env_cfg=None, max_turns=8, **cfg):
+    def run(tasks, n, policy, engine=None, env_cfg=None, max_turns=8, max_tokens=20000, **cfg):
         rc = RolloutConfig(max_turns=max_turns, max_new_tokens=12 if engine else 200, workers=n,
-                           max_context_tokens=512 if engine else 20000, **cfg)
+                           max_context_tokens=512 if engine else max_tokens, **cfg)
         return rollout(engine, chat, tasks, rc, group_size=2, seed=7, env_cfg=env_cfg, policy=policy)
 
     return chat, model, maze, {
         "toy/maze (HF engine)": lambda n: run(maze, n, "model", HFEngine(model, tok.pad_token_id)),
         "toy/shop (oracle, synthetic plans)": lambda n: run(shop, n, "oracle", planning=planning),
-        "travelplanner-mini (random)": lambda n: run(tp, n, "random", env_cfg=MINI, max_turns=12),
+        "travelplanner-mini (random)": lambda n: run(tp, n, "random", env_cfg=MINI, max_turns=12, max_tokens=3000),
         "alfworld (random)": lambda n: run(alf, n, "random", env_cfg=alf_cfg, max_turns=6),
     }
 

@@ -70,7 +70,7 @@ class RemoteEnv:
 
     def metrics(self) -> dict:
         if self.final_metrics is None:  # cut off by the rollout (max_tokens): ask the actor
-            (res,), error = self.host.call("finish", [[self.key]], n=1)
+            (res,), error = self.host.call("finish", [self.key], n=1)
             self.final_metrics, self.error = res or {}, error
         return self.final_metrics
 
@@ -81,21 +81,24 @@ class RemoteEnv:
 class _Host:
     """One env actor and the calls made to it (each bounded by `call_timeout`)."""
 
-    def __init__(self, actor, timeout: float):
-        self.actor, self.timeout = actor, timeout
-        self.failed = False  # the last call failed: Ray may still be restarting the actor
+    def __init__(self, new_actor, timeout: float):
+        self.new_actor, self.timeout = new_actor, timeout
+        self.actor = new_actor()
+        self.failed = True  # not known to be up (new, or its last call failed: Ray may be restarting it)
 
     def wait_ready(self, timeout: float) -> None:
-        """After a failure: wait (up to `timeout`) until the restarted actor answers."""
+        """Until it is known to be up: wait (up to `timeout`) for the actor to answer."""
         import ray
-        from ray.exceptions import GetTimeoutError, RayActorError
+        from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError
         deadline = time.monotonic() + timeout
         while self.failed and time.monotonic() < deadline:
             try:
                 ray.get(self.actor.ping.remote(), timeout=max(deadline - time.monotonic(), 0.0))
                 self.failed = False
+            except ActorDiedError:  # out of restarts: a new actor takes its place
+                self.actor = self.new_actor()
             except RayActorError:
-                time.sleep(0.2)
+                time.sleep(0.2)  # restarting
             except GetTimeoutError:
                 return
 
@@ -131,13 +134,18 @@ class EnvWorkers:
         self.n, self.cfg, self.threads = n, cfg, threads
         actor_cls = ray.remote(EnvHost).options(max_restarts=cfg.max_restarts, max_task_retries=0,
                                                 num_cpus=cfg.actor_cpus)
-        self.actors = [actor_cls.remote(threads) for _ in range(n)]
-        self.hosts = [_Host(a, cfg.call_timeout) for a in self.actors]
-        try:
-            ray.get([a.ping.remote() for a in self.actors], timeout=cfg.start_timeout)
-        except Exception:
+        self.hosts = [_Host(lambda: actor_cls.remote(threads), cfg.call_timeout) for _ in range(n)]
+        deadline = time.monotonic() + cfg.start_timeout
+        for host in self.hosts:  # an actor that dies while starting is restarted: wait for it
+            host.wait_ready(deadline - time.monotonic())
+        if any(host.failed for host in self.hosts):
             self.close()
-            raise
+            raise RuntimeError(f"{n} Ray env actors did not all start within {cfg.start_timeout:g}s "
+                               f"(ray.start_timeout)")
+
+    @property
+    def actors(self) -> list:
+        return [host.actor for host in self.hosts]
 
     def pids(self) -> list[int]:
         import ray
@@ -147,7 +155,7 @@ class EnvWorkers:
         import ray
         for a in self.actors:
             ray.kill(a, no_restart=True)
-        self.actors, self.hosts = [], []
+        self.hosts = []
 
 
 _WORKERS: EnvWorkers | None = None
@@ -168,6 +176,7 @@ def connect(cfg: RayConfig, n_actors: int = 1) -> None:
     kwargs: dict[str, Any] = {"include_dashboard": False}
     if cfg.address == "local":
         kwargs["num_cpus"] = max(cfg.num_cpus or os.cpu_count() or 1, math.ceil(n_actors * cfg.actor_cpus))
+        kwargs["_node_ip_address"] = "127.0.0.1"  # one machine (servers may still bind all interfaces)
     ray.init(address=cfg.address, **kwargs)
     _STARTED_CLUSTER = cfg.address == "local"
 
