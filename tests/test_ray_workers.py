@@ -3,13 +3,13 @@
 The cluster runs in a network namespace this module creates (`unshare --net`), where
 loopback is the only interface: one scenario script (this file, run as a program)
 starts it once, plays every case, shuts it down and reports JSON; the tests check
-the report. Cases: the same seed gives the same trajectories with 0, 1 and 2
-workers (toy/maze with the HF engine and a tiny model, toy/shop oracle with
-synthetic plans, TravelPlanner-mini and ALFWorld with their random policies); an
-actor killed mid-rollout flags its episodes infra_failed, RL's `collect` leaves them
-out, and later episodes run on the restarted actor; a stuck actor times out; nothing
-listens outside loopback; no Ray process is left after shutdown; with 0 workers Ray
-is never imported.
+the report. Cases: the same seed gives the same trajectories with 0, 1 and 2 workers
+(toy/maze with the HF engine and a tiny model, toy/shop oracle with synthetic plans in
+full and window context, TravelPlanner-mini and ALFWorld with their random policies);
+an actor killed mid-rollout flags its episodes infra_failed, RL's `collect` leaves
+them out, and later episodes run on the restarted actor; a stuck actor times out;
+nothing listens outside loopback; no Ray process is left after shutdown; with 0
+workers Ray is never imported.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from questline.experiments.recipe import recipe_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = {"world": "mini", "days": [3, 5, 7]}
+pytestmark = pytest.mark.slow  # one Ray cluster for the module: about a minute
 
 
 def _netns_ok() -> bool:
@@ -177,6 +178,7 @@ def _cases(tmp: str):
     return chat, model, maze, {
         "toy/maze (HF engine)": lambda n: run(maze, n, "model", HFEngine(model, tok.pad_token_id)),
         "toy/shop (oracle, synthetic plans)": lambda n: run(shop, n, "oracle", planning=planning),
+        "toy/shop (window context)": lambda n: run(shop, n, "oracle", planning=planning, context="window"),
         "travelplanner-mini (random)": lambda n: run(tp, n, "random", env_cfg=MINI, max_turns=12, max_tokens=3000),
         "alfworld (random)": lambda n: run(alf, n, "random", env_cfg=alf_cfg, max_turns=6),
     }
