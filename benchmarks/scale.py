@@ -4,7 +4,8 @@
                    engine and planner; SWE: test suites in the sandbox) with the envs in
                    this process (workers 0) or in 1 / 2 Ray actors; ratios vs workers 0,
                    all from one run. The policy is scripted, so the env side is what is
-                   timed; actor start-up and a warm-up rollout are not timed.
+                   timed; actor start-up and a warm-up run of the same rollout
+                   (imports, per-process and on-disk caches) are not timed.
   actor overhead   a no-op call to an env actor: serial (call, wait, call, ...) and
                    pipelined (all submitted, then all awaited), ms per call.
   RL iteration     synchronous vs asynchronous RL (`rl_iteration_times`: a later part).
@@ -63,7 +64,7 @@ def env_throughput(name: str, chat: ChatTokens, tasks: list[Task], env_cfg: dict
     for n in WORKERS:
         if n:
             ray_workers.env_workers(n)  # actors up (and their imports done) before timing
-        timed_rollout(chat, tasks[:1], env_cfg, max(n, 1), n, max_turns)  # warm-up, every actor: imports, caches
+        timed_rollout(chat, tasks, env_cfg, group, n, max_turns)  # warm-up: imports, per-process and disk caches
         seconds, episodes, steps = timed_rollout(chat, tasks, env_cfg, group, n, max_turns)
         rate = episodes / seconds
         base = base or rate

@@ -142,7 +142,7 @@ def start_episode(task: Task, g: int, k: int, chat: ChatTokens, cfg: RolloutConf
                   env_cfg: dict | None = None, policy: str = "model", given_plan: str | None = None) -> _Episode:
     """Build the env, reset it and write the first prompt (full mode)."""
     env = make(task.env, **(env_cfg or {}))
-    e = new_episode(env, env.instructions, task, g, cfg, given_plan, synthetic_planner(cfg, policy, seed, g, k, task))
+    e = new_episode(env, task, g, cfg, given_plan, synthetic_planner(cfg, policy, seed, g, k, task))
     try:
         obs = env.reset(task)
     except Exception as err:  # an env that cannot start is an infra failure
@@ -157,10 +157,10 @@ def synthetic_planner(cfg: RolloutConfig, policy: str, seed: int, g: int, k: int
     return SyntheticPlanner(cfg.planning, random.Random(derive_seed(seed, "plan-synth", g, k, task.id)))
 
 
-def new_episode(env, env_instructions: str, task: Task, g: int, cfg: RolloutConfig, given_plan: str | None,
+def new_episode(env, task: Task, g: int, cfg: RolloutConfig, given_plan: str | None,
                 synth: SyntheticPlanner | None) -> _Episode:
-    """An episode not yet reset: its system prompt and plan memory."""
-    system, planner = env_instructions, None
+    """An episode not yet reset: its system prompt (the env's instructions) and plan memory."""
+    system, planner = env.instructions, None
     if cfg.planning is not None or given_plan:
         planner = PlanTracker(cfg.planning or PlanningConfig("never"))
         if cfg.planning is not None:

@@ -251,7 +251,7 @@ class RemoteEpisodes:
             for i, res in zip(block, results):
                 task, g, k = slots[i]
                 env = RemoteEnv(host, f"{self.prefix}/{i}", (res or {}).get("instructions", ""))
-                e = new_episode(env, env.instructions, task, g, self.cfg, given_plan, None)
+                e = new_episode(env, task, g, self.cfg, given_plan, None)
                 if res is None or "error" in res:
                     episodes[i] = fail_start(e, res["error"] if res else f"reset: {error}")
                     continue
