@@ -192,9 +192,20 @@ class RolloutSettings(_Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     action_format: Literal["react", "json", "raw"] = "react"  # raw: the env parses the whole reply (swe)
     env_workers: int = Field(1, gt=0)  # threads stepping episodes at once (envs that wait on subprocesses)
+    workers: int = Field(0, ge=0)  # Ray actors hosting the environments (0: in this process; see `ray`)
     # full: one growing sequence per episode; window: each turn's prompt rendered afresh
     # (system + current plan + latest observation), trained as one row per turn
     context: Literal["full", "window"] = "full"
+
+
+class RaySettings(_Strict):
+    """The Ray cluster of the env workers (`rollout.workers` > 0; questline.rollout.workers)."""
+    address: str = "local"  # local: start one in this process; auto: the running cluster; or <host:port>
+    num_cpus: int | None = Field(None, gt=0)  # CPUs of a local cluster (None: all)
+    actor_cpus: float = Field(1.0, ge=0)  # CPUs reserved per env actor
+    max_restarts: int = Field(3, ge=0)  # Ray restarts a dead env actor (its episodes are flagged infra_failed)
+    call_timeout: float = Field(600.0, gt=0)  # seconds one actor may take for a turn's env calls
+    start_timeout: float = Field(120.0, gt=0)  # seconds for the env actors to come up
 
 
 class PlanningSettings(_Strict):
@@ -270,6 +281,7 @@ class Recipe(_Strict):
     rl: RLConfig = Field(default_factory=RLConfig)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+    ray: RaySettings = Field(default_factory=RaySettings)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     run: RunConfig = Field(default_factory=RunConfig)

@@ -25,6 +25,10 @@ Planning (`RolloutConfig.planning`, `questline.agent.planning`): a per-episode
 strategy requires a plan (prompt tokens), splits each reply into plan + action and
 keeps the latest plan. Scripted policies write plans with `SyntheticPlanner`.
 `given_plan` (steering) starts every episode from a person's plan.
+
+Environment workers (`RolloutConfig.workers` > 0, `questline.rollout.workers`): the
+environments live in Ray actors instead of this process; the loop, the tokens and
+the trajectories are the same (one batched call per actor per turn).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from questline.agent.planning import (
     plan_token_count,
     planning_metrics,
 )
-from questline.core import ConfigError, Task, Trajectory, Turn, derive_seed
+from questline.core import ConfigError, Step, Task, Trajectory, Turn, derive_seed
 from questline.envs import make, prepare
 from questline.inference import Engine, Generation, SamplingParams, TextEngine
 
@@ -62,10 +66,15 @@ class RolloutConfig:
     env_workers: int = 1  # threads that step episodes concurrently (swe waits on test subprocesses)
     context: str = "full"  # "full" | "window" (see the module docstring)
     planning: PlanningConfig | None = None
+    workers: int = 0  # Ray actors hosting the environments (0: in this process)
+    ray: Any = None  # RayConfig (or its fields as a dict) for workers > 0
 
     def __post_init__(self):
         if self.context not in ("full", "window"):
             raise ValueError(f"rollout.context: '{self.context}' is not one of full, window")
+        if isinstance(self.ray, dict):
+            from questline.rollout.workers import RayConfig
+            object.__setattr__(self, "ray", RayConfig(**self.ray))
 
 
 @dataclass
@@ -97,12 +106,16 @@ def rollout(
     """`progress`, when given, is called with the number of episodes just finished,
     `on_episode` with each finished trajectory (episodes that failed to start included).
     `given_plan` (steering) is placed in context as the current plan at the first turn."""
-    prepare(tasks, env_cfg)  # envs with slow resets build all start states at once
-    episodes = []
-    for g, task in enumerate(tasks):
-        for k in range(group_size):
-            episodes.append(start_episode(task, g, k, chat, cfg, seed=seed, env_cfg=env_cfg,
-                                          policy=policy, given_plan=given_plan))
+    remote = None
+    if cfg.workers > 0:  # environments in Ray actors (questline.rollout.workers)
+        from questline.rollout.workers import RemoteEpisodes
+        remote = RemoteEpisodes(cfg, env_cfg)
+        episodes = remote.start(tasks, group_size, chat, seed=seed, policy=policy, given_plan=given_plan)
+    else:
+        prepare(tasks, env_cfg)  # envs with slow resets build all start states at once
+        episodes = [start_episode(task, g, k, chat, cfg, seed=seed, env_cfg=env_cfg, policy=policy,
+                                  given_plan=given_plan)
+                    for g, task in enumerate(tasks) for k in range(group_size)]
 
     def on_done(traj: Trajectory) -> None:
         if progress:
@@ -116,10 +129,12 @@ def rollout(
     live = [e for e in episodes if not e.traj.done]
     pool = ThreadPoolExecutor(cfg.env_workers) if cfg.env_workers > 1 else None
     try:
-        _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done)
+        _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done, remote)
     finally:
         if pool is not None:
             pool.shutdown()
+        if remote is not None:
+            remote.release()
     return [e.traj for e in episodes]
 
 
@@ -127,27 +142,46 @@ def start_episode(task: Task, g: int, k: int, chat: ChatTokens, cfg: RolloutConf
                   env_cfg: dict | None = None, policy: str = "model", given_plan: str | None = None) -> _Episode:
     """Build the env, reset it and write the first prompt (full mode)."""
     env = make(task.env, **(env_cfg or {}))
-    system = env.instructions
-    planner = synth = None
+    e = new_episode(env, task, g, cfg, given_plan, synthetic_planner(cfg, policy, seed, g, k, task))
+    try:
+        obs = env.reset(task)
+    except Exception as err:  # an env that cannot start is an infra failure
+        return fail_start(e, f"reset: {err!r}")
+    return begin_episode(e, obs, chat, cfg, f"{seed}/{g}/{k}/{task.id}")
+
+
+def synthetic_planner(cfg: RolloutConfig, policy: str, seed: int, g: int, k: int, task: Task) -> SyntheticPlanner | None:
+    """The oracle's plan writer for this episode (planning demonstrations), else None."""
+    if cfg.planning is None or policy != "oracle":
+        return None
+    return SyntheticPlanner(cfg.planning, random.Random(derive_seed(seed, "plan-synth", g, k, task.id)))
+
+
+def new_episode(env, task: Task, g: int, cfg: RolloutConfig, given_plan: str | None,
+                synth: SyntheticPlanner | None) -> _Episode:
+    """An episode not yet reset: its system prompt (the env's instructions) and plan memory."""
+    system, planner = env.instructions, None
     if cfg.planning is not None or given_plan:
         planner = PlanTracker(cfg.planning or PlanningConfig("never"))
         if cfg.planning is not None:
             system = f"{system}\n\n{instructions(cfg.planning)}" if system else instructions(cfg.planning)
         if given_plan:
             planner.give(given_plan)
-        if cfg.planning is not None and policy == "oracle":
-            synth = SyntheticPlanner(cfg.planning, random.Random(derive_seed(seed, "plan-synth", g, k, task.id)))
-    traj = Trajectory(task=task, system=system, group=g)
-    e = _Episode(env, traj, "", planner, synth)
-    try:
-        obs = env.reset(task)
-    except Exception as err:  # an env that cannot start is an infra failure
-        traj.infra_failed, traj.infra_error, traj.done = True, f"reset: {err!r}", True
-        return e
+    return _Episode(env, Trajectory(task=task, system=system, group=g), "", planner, synth)
+
+
+def fail_start(e: _Episode, error: str) -> _Episode:
+    e.traj.infra_failed, e.traj.infra_error, e.traj.done = True, error, True
+    return e
+
+
+def begin_episode(e: _Episode, obs: str, chat: ChatTokens, cfg: RolloutConfig, session: str) -> _Episode:
+    """Record the first observation and write the first prompt (full mode)."""
+    traj = e.traj
     traj.first_observation = e.obs = obs
-    e.session = f"{seed}/{g}/{k}/{task.id}"
+    e.session = session
     if cfg.context == "full":
-        traj.ids = chat.prompt_ids(system, obs)
+        traj.ids = chat.prompt_ids(traj.system, obs)
         traj.prompt_len = len(traj.ids)
         traj.loss_mask = [0] * len(traj.ids)
         traj.logprobs = [0.0] * len(traj.ids)
@@ -181,7 +215,7 @@ def _append(tr: Trajectory, ids: list[int], mask: int, logprobs: list[float] | N
     tr.logprobs += logprobs if logprobs is not None else [0.0] * len(ids)
 
 
-def _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done) -> None:
+def _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done, remote=None) -> None:
     turn = 0
     window = cfg.context == "window"
     while live:
@@ -200,7 +234,9 @@ def _run_turns(live, engine, chat, cfg, policy, seed, pool, on_done) -> None:
         gen_seconds = (time.perf_counter() - t0) / len(live)
         secs = [gen_seconds] * len(live)
         n = len(live)
-        if pool is not None and n > 1:
+        if remote is not None:
+            finished = remote.play_turn(live, chat, gens, secs, turn)
+        elif pool is not None and n > 1:
             finished = list(pool.map(_play_turn, live, [chat] * n, gens, secs, [cfg] * n, [turn] * n))
         else:
             finished = [_play_turn(e, chat, gen, s, cfg, turn) for e, gen, s in zip(live, gens, secs)]
@@ -273,12 +309,42 @@ def _decode(chat: ChatTokens):
 def _play_turn(e: _Episode, chat: ChatTokens, gen: Generation, gen_seconds: float, cfg, turn: int = 0) -> bool:
     """Append one sampled action, step the env, append the observation (full mode).
     Returns done."""
-    tr = e.traj
-    if gen.error:  # the engine failed for this episode (server gone, timeouts): not the agent's doing
-        tr.infra_failed, tr.infra_error, tr.done = True, f"engine: {gen.error}", True
+    if end_before_step(e, gen):
         return True
-    if gen.finish_reason == "context":  # the model's context window is full (a text engine says so)
+    action, taken = take_action(e, chat, gen, gen_seconds, cfg, turn)
+    t0 = time.perf_counter()
+    try:
+        step = e.env.step(action)
+    except Exception as err:  # the environment, not the agent, failed
+        return record_step(e, chat, cfg, turn, taken, None, 0.0, f"step: {err!r}")
+    return record_step(e, chat, cfg, turn, taken, step, time.perf_counter() - t0)
+
+
+@dataclass
+class _Taken:
+    """An action appended to the trajectory, waiting for the env's answer."""
+    text: str
+    start: int
+    n_ids: int
+    gen_seconds: float
+    plan_info: dict
+
+
+def end_before_step(e: _Episode, gen: Generation) -> bool:
+    """End the episode when `gen` is no action (returns True): the engine failed for it
+    (server gone, timeouts: infra, not the agent's doing) or the context window is full."""
+    if gen.error:
+        e.traj.infra_failed, e.traj.infra_error, e.traj.done = True, f"engine: {gen.error}", True
+        return True
+    if gen.finish_reason == "context":  # a text engine says the conversation no longer fits
         return _finish(e, None, "max_tokens")
+    return False
+
+
+def take_action(e: _Episode, chat: ChatTokens, gen: Generation, gen_seconds: float, cfg,
+                turn: int) -> tuple[str, _Taken]:
+    """Append one sampled action; return the action for the env and what `record_step` needs."""
+    tr = e.traj
     ids, lps, forwarded = gen.ids, gen.logprobs, gen.stats.get("forwarded", 0)
     start = len(tr.ids)
     _append(tr, ids, 1, list(lps))
@@ -292,18 +358,22 @@ def _play_turn(e: _Episode, chat: ChatTokens, gen: Generation, gen_seconds: floa
         n_plan = plan_token_count(_decode(chat), e.prefix_ids or [], sampled)
         action_text, plan_info = e.planner.accept(turn, e.prefix, text, n_plan)
         text = e.prefix + text
-    action = parse_action(action_text, cfg.action_format)
-    t0 = time.perf_counter()
-    try:
-        step = e.env.step(action)
-    except Exception as err:  # the environment, not the agent, failed
-        tr.turns.append(Turn(text, "", 0.0, start, start + len(ids), gen_seconds, info=plan_info))
-        tr.infra_failed, tr.infra_error, tr.done = True, f"step: {err!r}", True
+    return parse_action(action_text, cfg.action_format), _Taken(text, start, len(ids), gen_seconds, plan_info)
+
+
+def record_step(e: _Episode, chat: ChatTokens, cfg, turn: int, taken: _Taken, step: Step | None,
+                env_seconds: float, error: str = "") -> bool:
+    """Append the env's answer to a taken action (full mode: the observation ids), or
+    flag the episode when the env failed (`error`). Returns done."""
+    tr = e.traj
+    start, end = taken.start, taken.start + taken.n_ids
+    if step is None:
+        tr.turns.append(Turn(taken.text, "", 0.0, start, end, taken.gen_seconds, info=taken.plan_info))
+        tr.infra_failed, tr.infra_error, tr.done = True, error, True
         return True
-    env_seconds = time.perf_counter() - t0
     info = {k: v for k, v in step.info.items() if k != "metrics"}
-    tr.turns.append(Turn(text, step.observation, float(step.reward), start, start + len(ids),
-                         gen_seconds, env_seconds, {**info, **plan_info}))
+    tr.turns.append(Turn(taken.text, step.observation, float(step.reward), start, end,
+                         taken.gen_seconds, env_seconds, {**info, **taken.plan_info}))
     if step.info.get("infra_error"):
         tr.infra_failed, tr.infra_error = True, str(step.info["infra_error"])
     if step.done or tr.infra_failed:

@@ -485,7 +485,8 @@ def load_weights(model, path: Path) -> None:
 
 def rollout_config(recipe, **changes) -> RolloutConfig:
     planning = PlanningConfig(**recipe.planning.model_dump()) if recipe.planning is not None else None
-    return RolloutConfig(**{**recipe.rollout.model_dump(), "planning": planning, **changes})
+    return RolloutConfig(**{**recipe.rollout.model_dump(), "planning": planning, "ray": recipe.ray.model_dump(),
+                            **changes})
 
 
 __all__ = ["rl_update", "train_rl", "rollout_config", "collect", "drop_flat_groups"]

@@ -1,0 +1,129 @@
+"""Scale-out on this machine: environment workers on Ray (`rollout.workers`).
+
+  env throughput   oracle episodes of the env-heavy environments (ALFWorld: the PDDL
+                   engine and planner; SWE: test suites in the sandbox) with the envs in
+                   this process (workers 0) or in 1 / 2 Ray actors; ratios vs workers 0,
+                   all from one run. The policy is scripted, so the env side is what is
+                   timed; actor start-up and a warm-up run of the same rollout
+                   (imports, per-process and on-disk caches) are not timed.
+  actor overhead   a no-op call to an env actor: serial (call, wait, call, ...) and
+                   pipelined (all submitted, then all awaited), ms per call.
+  RL iteration     synchronous vs asynchronous RL (`rl_iteration_times`: a later part).
+
+The local Ray cluster runs in a network namespace with loopback as its only interface
+(the script re-runs itself there with `unshare --net`; root needed). The machine's
+load average is printed with the numbers: compare ratios from one run, on an idle
+machine where possible.
+
+Usage: python benchmarks/scale.py [--alfworld-tasks 4] [--swe-tasks 2] [--group 2] [--calls 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from questline.agent import ChatTokens  # noqa: E402
+from questline.core import Task  # noqa: E402
+from questline.envs import generate_tasks  # noqa: E402
+from questline.models import train_tokenizer  # noqa: E402
+from questline.rollout import RolloutConfig, rollout  # noqa: E402
+from questline.rollout import workers as ray_workers  # noqa: E402
+
+WORKERS = (0, 1, 2)
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+
+
+def timed_rollout(chat: ChatTokens, tasks: list[Task], env_cfg: dict, group: int, workers: int,
+                  max_turns: int) -> tuple[float, int, int]:
+    """(seconds, episodes, env steps) of one oracle rollout."""
+    cfg = RolloutConfig(max_turns=max_turns, max_new_tokens=4096, max_context_tokens=1 << 20,
+                        action_format="raw" if tasks[0].env == "swe" else "react", workers=workers)
+    t0 = time.perf_counter()
+    trajs = rollout(None, chat, tasks, cfg, group_size=group, seed=1, env_cfg=env_cfg, policy="oracle")
+    seconds = time.perf_counter() - t0
+    failed = [t.infra_error for t in trajs if t.infra_failed]
+    if failed:
+        raise RuntimeError(f"{len(failed)} episodes failed: {failed[:3]}")
+    return seconds, len(trajs), sum(len(t.turns) for t in trajs)
+
+
+def env_throughput(name: str, chat: ChatTokens, tasks: list[Task], env_cfg: dict, group: int,
+                   max_turns: int = 64) -> None:
+    base = None
+    for n in WORKERS:
+        if n:
+            ray_workers.env_workers(n)  # actors up (and their imports done) before timing
+        timed_rollout(chat, tasks, env_cfg, group, n, max_turns)  # warm-up: imports, per-process and disk caches
+        seconds, episodes, steps = timed_rollout(chat, tasks, env_cfg, group, n, max_turns)
+        rate = episodes / seconds
+        base = base or rate
+        print(f"  {name:9s} workers {n}: {rate * 60:7.1f} episodes/min  {steps / seconds:7.1f} env steps/s  "
+              f"({episodes} episodes in {seconds:5.1f}s, {rate / base:.2f}x workers 0)", flush=True)
+
+
+def actor_overhead(calls: int) -> None:
+    import ray
+    actor = ray_workers.env_workers(1).actors[0]
+    ray.get([actor.ping.remote() for _ in range(20)])  # warm
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        ray.get(actor.ping.remote())
+    serial = (time.perf_counter() - t0) / calls
+    t0 = time.perf_counter()
+    ray.get([actor.ping.remote() for _ in range(calls)])
+    pipelined = (time.perf_counter() - t0) / calls
+    print(f"  no-op actor call: {serial * 1e3:.2f} ms serial, {pipelined * 1e3:.2f} ms pipelined "
+          f"({calls} calls each)", flush=True)
+
+
+def rl_iteration_times() -> None:
+    """Iteration time of synchronous vs asynchronous RL on the quickstart (`rl.async`):
+    added with the asynchronous pipeline."""
+    print("  not measured yet (rl.async is not implemented)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--alfworld-tasks", type=int, default=4)
+    ap.add_argument("--swe-tasks", type=int, default=2)
+    ap.add_argument("--group", type=int, default=2)
+    ap.add_argument("--calls", type=int, default=300)
+    args = ap.parse_args()
+    if ray_workers.interfaces() != ["lo"]:  # run in a loopback-only network namespace
+        cmd = ray_workers.loopback_only_command([sys.executable, *sys.argv])
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+               "RAY_memory_monitor_refresh_ms": "0"}  # Ray's OOM killer counts other jobs' memory too
+        sys.exit(subprocess.run(cmd, env=env).returncode)
+    print(f"scale-out benchmark; {load()}", flush=True)
+    chat = ChatTokens(train_tokenizer(["go north", "take apple"], vocab_size=300))
+    try:
+        print("env throughput (oracle episodes; ratios vs workers 0):")
+        with tempfile.TemporaryDirectory() as tmp:
+            alf_cfg = {"source": "generated", "cache_dir": f"{tmp}/alfworld"}
+            alf = generate_tasks("alfworld", args.alfworld_tasks, "easy", 0, **alf_cfg)
+            env_throughput("alfworld", chat, alf, alf_cfg, args.group)
+            swe_cfg = {"cache_dir": f"{tmp}/swe"}
+            swe = generate_tasks("swe", args.swe_tasks, "easy", 0, **swe_cfg)
+            env_throughput("swe", chat, swe, swe_cfg, args.group)
+        print("Ray env actor overhead:")
+        actor_overhead(args.calls)
+        print("RL iteration, synchronous vs asynchronous:")
+        rl_iteration_times()
+    finally:
+        ray_workers.shutdown()
+    print(f"done; {load()}")
+
+
+if __name__ == "__main__":
+    main()
