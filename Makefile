@@ -3,7 +3,7 @@
 PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 # Environment extras installed with the project (alfworld compiles Fast Downward: cmake, g++)
-EXTRAS ?= dev,crafter,textworld,alfworld,integrations,lora,openai
+EXTRAS ?= dev,crafter,textworld,alfworld,integrations,lora,openai,ray
 VENV := .venv
 BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
