@@ -226,6 +226,10 @@ class Pipeline:
         self.par.barrier()  # sft/ is written
         if adapter is not None:  # RL starts from the merged SFT policy (and adds its own adapter)
             self.model = adapter.merge_and_unload()
+        if not demos:
+            self.say(f"[yellow]sft: no successful demonstrations in {len(tasks)} oracle episodes (is "
+                     f"rollout.max_turns={self.recipe.rollout.max_turns} too short?): the SFT policy is "
+                     "the initial one[/yellow]")
         self.say(f"sft: {len(demos)} demonstrations, {time.perf_counter() - t0:.0f}s")
 
     def rl(self, n_episodes: int, stop_after: int | None = None) -> int:

@@ -37,6 +37,8 @@ def train_sft(model, demos: list[Trajectory], cfg, *, pad_id: int, seed: int, us
     the same demos and trains on its share of each step's rows (questline.train.distributed)."""
     par = parallel
     demos = [row for d in demos for row in d.rows()]
+    if not demos:  # nothing to imitate: the model stays as it is (the caller says so)
+        return []
     steps_per_epoch = max(1, len(demos) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if gradient_checkpointing:
