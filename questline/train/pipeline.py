@@ -251,7 +251,7 @@ class Pipeline:
             job = bar.add_task("rl", total=iterations, info="")
             done = train_rl(self.recipe, self.model, self.tokenizer, self.chat, self.train_set, self.run_dir,
                             iterations=iterations, logger=logger, stop_after=stop_after, parallel=self.par,
-                            engine=self.policy_engine(),
+                            engine=self.policy_engine() if self.main else None,
                             progress=lambda d, total, info: bar.update(job, completed=d, info=info))
         if logger:
             logger.close()
