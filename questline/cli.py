@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 RECIPES = Path(__file__).resolve().parent / "recipes"  # shipped in the package (recipes/ links here)
-RESUMABLE = ("quickstart", "train", "sft", "sweep")  # commands whose runs pick up where they stopped
+RESUMABLE = ("quickstart", "train", "sft", "sweep", "reproduce")  # commands whose runs pick up where they stopped
 
 
 def _shipped(name: str, folder: Path) -> Path | None:
@@ -310,7 +310,31 @@ def sweep_path(name: str) -> Path:
 
 def cmd_sweep(args) -> None:
     from questline.experiments.sweep import load_sweep, run_sweep
-    run_sweep(load_sweep(sweep_path(args.recipe), args.overrides), root=args.root)
+    run_sweep(load_sweep(sweep_path(args.recipe), args.overrides), root=args.root, workers=args.workers)
+
+
+def cmd_reproduce(args) -> None:
+    from rich.console import Console
+
+    from questline.experiments.takeaways import list_takeaways, load_takeaway, reproduce
+    console = Console()
+    if args.list or not args.takeaway:
+        for name in list_takeaways():
+            t, _ = load_takeaway(name)
+            console.print(f"[bold]{name}[/bold] ({t.study}): {t.claim}", soft_wrap=True)
+        return
+    names = list_takeaways() if args.takeaway == "all" else [args.takeaway]
+    for name in names:
+        load_takeaway(name)  # an unknown name fails before any run
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    for name in names:
+        console.rule(f"takeaway {name}")
+        row = reproduce(name, root=args.root, out=args.out, overrides=args.overrides, toy=args.toy,
+                        seeds=seeds, variants=[v for v in args.variants.split(",") if v] or None,
+                        workers=args.workers, console=console)
+        for c in row["comparisons"]:
+            console.print(f"{name}: {c['label']}: {c['verdict']}")
+    console.print(f"takeaways: {Path(args.out) / 'takeaways.md'}")
 
 
 def _positive_int(text: str) -> int:
@@ -331,10 +355,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sub = p.add_subparsers(dest="cmd", required=True)
     subs = {}
 
-    def add(name, fn, help_, recipe=True):
+    def add(name, fn, help_, recipe=True, positional=None):
         sp = sub.add_parser(name, help=help_)
         if recipe:
             sp.add_argument("recipe", help="recipe YAML (a path, or a shipped recipe's name: quickstart, toy/maze)")
+        if positional:  # (name, help): an optional first word before the overrides
+            sp.add_argument(positional[0], nargs="?", default="", help=positional[1])
         sp.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rl.lr=1e-5 (before or after flags)")
         sp.set_defaults(fn=fn)
         subs[name] = sp
@@ -386,6 +412,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     pl.add_argument("--task", type=int, default=0, help="index of the held-out task")
     sw = add("sweep", cmd_sweep, "run a sweep file (variants x seeds) and write a report with plots")
     sw.add_argument("--root", default="runs", help="directory for the sweep's runs")
+    sw.add_argument("--workers", type=_positive_int, default=1, help="runs in parallel processes (1 thread each)")
+    rp = add("reproduce", cmd_reproduce, "run a study takeaway's sweep (or all) and write its verdict row",
+             recipe=False, positional=("takeaway", "a takeaway's name (--list), or all"))
+    rp.add_argument("--list", action="store_true", help="name every takeaway and its claim")
+    rp.add_argument("--workers", type=_positive_int, default=1, help="runs in parallel processes (1 thread each)")
+    rp.add_argument("--seeds", default="", help="comma-separated seeds instead of the takeaway's (e.g. 0,1,2)")
+    rp.add_argument("--variants", default="", help="comma-separated variants to run (default: all)")
+    rp.add_argument("--toy", action="store_true", help="test-sized budgets (its rows say toy)")
+    rp.add_argument("--root", default="runs", help="directory for the runs")
+    rp.add_argument("--out", default="benchmarks/results", help="where takeaways.md/json and the PNGs go")
     return p, subs
 
 

@@ -51,22 +51,27 @@ class Sweep(_Strict):
 
 
 def load_sweep(path: str | Path, extra: list[str] = ()) -> Sweep:
-    from pydantic import ValidationError
     path = Path(path)
+    return sweep_from_mapping(read_yaml_mapping(path, "sweep"), path.parent, extra, f"sweep {path}")
+
+
+def sweep_from_mapping(data: dict, base_dir: Path, extra: list[str] = (), where: str = "sweep") -> Sweep:
+    """A validated sweep; a relative `recipe` is looked up as given, then beside the sweep file."""
+    from pydantic import ValidationError
     try:
-        sweep = Sweep.model_validate(read_yaml_mapping(path, "sweep"))
+        sweep = Sweep.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(explain(e, Sweep, f"sweep {path}")) from None
+        raise ConfigError(explain(e, Sweep, where)) from None
     sweep.overrides = list(sweep.overrides) + list(extra)
     base = Path(sweep.recipe)
     if not base.is_absolute() and not base.exists():
-        base = path.parent / sweep.recipe
+        base = Path(base_dir) / sweep.recipe
     sweep.recipe = str(base)
     for variant, ovs in sweep.variants.items():  # fail before any training on a bad variant
         try:
             load_recipe(sweep.recipe, sweep.overrides + ovs + [f"name={sweep.name}-{variant}"])
         except ConfigError as e:
-            raise ConfigError(f"sweep {path}, variant '{variant}': {e}") from None
+            raise ConfigError(f"{where}, variant '{variant}': {e}") from None
     return sweep
 
 
@@ -74,30 +79,72 @@ def _shares_sft(sweep: Sweep) -> bool:
     return all(o.split("=", 1)[0].startswith(RL_TIME) for ovs in sweep.variants.values() for o in ovs)
 
 
-def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None = None) -> list[dict]:
-    from questline.train.pipeline import Pipeline
+def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None = None,
+              workers: int = 1) -> list[dict]:
+    """Run (or resume) every variant x seed and write the report. `workers` > 1 runs
+    independent runs in that many processes (one torch thread each; on 2 cores two
+    1-thread runs beat one 2-thread run): the shared SFT bases first, then the variants.
+    Each run's output then goes to its train.log; the console gets a line per run."""
     console = console or Console()
     out_dir = Path(root) / sweep.name
     out_dir.mkdir(parents=True, exist_ok=True)
     shared = _shares_sft(sweep)
-    rows = []
+    bases, runs = [], []
     for seed in sweep.seeds:
         common = sweep.overrides + [f"seed={seed}"]
         base_dir = out_dir / f"base-s{seed}"
         if shared:
-            recipe = load_recipe(sweep.recipe, common + [f"name=base-s{seed}", f"run.dir={base_dir}"])
-            Pipeline(recipe, console).run(("sft",))
+            bases.append((sweep.recipe, common + [f"name=base-s{seed}", f"run.dir={base_dir}"], ("sft",)))
         for variant, ovs in sweep.variants.items():
             run_dir = out_dir / f"{variant}-s{seed}"
-            recipe = load_recipe(sweep.recipe, common + ovs + [f"name={variant}-s{seed}", f"run.dir={run_dir}"])
-            if shared:
+            runs.append((variant, seed, run_dir, base_dir if shared else None,
+                         (sweep.recipe, common + ovs + [f"name={variant}-s{seed}", f"run.dir={run_dir}"],
+                          ("sft", "rl"))))
+    rows = []
+    if workers <= 1:
+        for job in bases:
+            _run_job(*job, console=console)
+        for variant, seed, run_dir, base_dir, job in runs:
+            if base_dir is not None:
                 _seed_from_base(base_dir, run_dir)
             console.rule(f"{sweep.name}: {variant} (seed {seed})")
-            t0 = time.perf_counter()
-            results = Pipeline(recipe, console).run(("sft", "rl"))
-            rows.append(_row(variant, seed, run_dir, results, time.perf_counter() - t0))
+            results, wall = _run_job(*job, console=console)
+            rows.append(_row(variant, seed, run_dir, results, wall))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for job, _ in zip(bases, pool.map(_run_job_quietly, bases)):
+                console.print(f"{sweep.name}: shared SFT done ({job[1][-1]})")
+            for *_, run_dir, base_dir, _job in runs:
+                if base_dir is not None:
+                    _seed_from_base(base_dir, run_dir)
+            futures = [pool.submit(_run_job_quietly, job) for *_, job in runs]
+            for (variant, seed, run_dir, _, _), fut in zip(runs, futures):
+                results, wall = fut.result()
+                console.print(f"{sweep.name}: {variant} (seed {seed}) done in {duration(wall)}: {run_dir}")
+                rows.append(_row(variant, seed, run_dir, results, wall))
     write_report(sweep, rows, out_dir, console)
     return rows
+
+
+def _run_job(recipe_path: str, overrides: list[str], stages: tuple[str, ...], console=None) -> tuple[dict, float]:
+    from questline.train.pipeline import Pipeline
+    recipe = load_recipe(recipe_path, overrides)
+    t0 = time.perf_counter()
+    results = Pipeline(recipe, console).run(stages)
+    return results, time.perf_counter() - t0
+
+
+def _run_job_quietly(job) -> tuple[dict, float]:
+    """A run in a worker process: one torch thread, console output into the run's own file."""
+    import torch
+    torch.set_num_threads(1)
+    recipe_path, overrides, stages = job
+    run_dir = Path(next(o.split("=", 1)[1] for o in reversed(overrides) if o.startswith("run.dir=")))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "console.txt", "a") as f:
+        return _run_job(recipe_path, overrides, stages, Console(file=f, width=120))
 
 
 def _seed_from_base(base_dir: Path, run_dir: Path) -> None:

@@ -1,0 +1,204 @@
+"""The studies' takeaways as sweeps with a verdict: `questline reproduce <id>|all`.
+
+Each file in recipes/takeaways/ is a sweep (base recipe, variants, seeds) plus what
+it tests: the claim in one line, what the paper measured, our setting, and one or
+more comparisons "variant A vs variant B, expected higher" on held-out success of
+each run's final policy. A comparison pools the paired held-out tasks of every seed
+(`pooled_paired_interval`) and its verdict is:
+
+- expect `higher`: reproduced (in direction) when the 95% interval of A - B is above 0,
+  opposite when it is below 0, inconclusive otherwise;
+- expect `not_higher` (a claim that something does not help): opposite when the
+  interval is above 0, reproduced when the mean difference is <= 0, inconclusive otherwise;
+- either way, two variants that scored the same on every task (an interval of zero
+  width) are inconclusive: nothing was measured.
+
+Rows go to <out>/takeaways.json (one entry per takeaway, replaced on each run) and
+<out>/takeaways.md, with one PNG per takeaway in <out>/takeaways/.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from questline.core import ConfigError
+from questline.experiments.recipe import _Strict, explain, read_yaml_mapping
+from questline.experiments.sweep import Sweep, diff_cell, sweep_from_mapping
+
+TAKEAWAYS = Path(__file__).resolve().parent.parent / "recipes" / "takeaways"
+
+
+class Comparison(_Strict):
+    a: str  # variant expected higher (or, with not_higher, expected not to be higher)
+    b: str
+    expect: Literal["higher", "not_higher"] = "higher"
+    label: str = ""
+
+
+class Takeaway(_Strict):
+    study: Literal["travelplanner", "practitioner", "planning"]
+    claim: str
+    paper: str  # what the paper measured, with its number
+    setting: str  # ours, in words (env, model, budget)
+    comparisons: list[Comparison] = Field(min_length=1)
+    toy: list[str] = Field(default_factory=list)  # overrides that make a test-sized run
+    sweep: dict  # a sweep file's fields (recipe relative to this file)
+
+
+def list_takeaways() -> list[str]:
+    return sorted(p.stem for p in TAKEAWAYS.glob("*.yaml"))
+
+
+def load_takeaway(name: str) -> tuple[Takeaway, Path]:
+    path = TAKEAWAYS / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown takeaway '{name}' (questline reproduce --list: {', '.join(list_takeaways())})")
+    from pydantic import ValidationError
+    try:
+        t = Takeaway.model_validate(read_yaml_mapping(path, "takeaway"))
+    except ValidationError as e:
+        raise ConfigError(explain(e, Takeaway, f"takeaway {path}")) from None
+    for c in t.comparisons:
+        for v in (c.a, c.b):
+            if v not in t.sweep.get("variants", {}):
+                raise ConfigError(f"takeaway {path}: comparison names variant '{v}', which the sweep lacks")
+    return t, path
+
+
+def takeaway_sweep(name: str, overrides: list[str] = (), toy: bool = False,
+                   seeds: list[int] | None = None, variants: list[str] | None = None) -> tuple[Takeaway, Sweep]:
+    """The takeaway and its sweep (validated like any sweep file), named after the takeaway;
+    `variants` keeps only those (the comparisons that need others say "not run")."""
+    t, path = load_takeaway(name)
+    spec = {**t.sweep, "name": f"takeaway-{name}"}
+    if seeds is not None:
+        spec["seeds"] = list(seeds)
+    if variants:
+        unknown = [v for v in variants if v not in spec["variants"]]
+        if unknown:
+            raise ConfigError(f"takeaway {name}: no variant {unknown} (it has {', '.join(spec['variants'])})")
+        spec["variants"] = {v: spec["variants"][v] for v in variants}
+    sweep = sweep_from_mapping(spec, path.parent, (t.toy if toy else []) + list(overrides), f"takeaway {path}")
+    return t, sweep
+
+
+def final_stage(run: dict) -> dict:
+    """The held-out result of the run's last stage (RL, else SFT)."""
+    stages = run.get("stages", {})
+    return stages.get("rl") or stages.get("sft") or {}
+
+
+def compare(rows: list[dict], c: Comparison) -> dict:
+    """A - B on held-out success, pooled over the seeds both variants ran."""
+    from questline.train.evaluate import pooled_paired_interval
+    by = {(r["variant"], r["seed"]): final_stage(r).get("per_task", {}) for r in rows}
+    seeds = sorted({s for v, s in by if v == c.a} & {s for v, s in by if v == c.b})
+    pairs = [(by[(c.b, s)], by[(c.a, s)]) for s in seeds if by[(c.a, s)] and by[(c.b, s)]]
+    if not pairs:
+        return {"label": c.label or f"{c.a} vs {c.b}", "a": c.a, "b": c.b, "expect": c.expect, "seeds": 0,
+                "verdict": "not run"}
+    diff, lo, hi = pooled_paired_interval(pairs)
+    per_seed = [sum(a.values()) / len(a) - sum(b.values()) / len(b) for b, a in pairs]
+    return {"label": c.label or f"{c.a} vs {c.b}", "a": c.a, "b": c.b, "expect": c.expect, "seeds": len(pairs),
+            "diff": diff, "ci": [lo, hi], "per_seed": per_seed, "verdict": verdict(c.expect, diff, lo, hi)}
+
+
+def verdict(expect: str, diff: float, lo: float, hi: float) -> str:
+    if hi - lo <= 1e-9 and abs(diff) < 1e-12:
+        return "inconclusive"
+    if expect == "higher":
+        return "reproduced" if lo > 0 else "opposite" if hi < 0 else "inconclusive"
+    return "opposite" if lo > 0 else "reproduced" if diff <= 0 else "inconclusive"
+
+
+def takeaway_row(name: str, t: Takeaway, rows: list[dict], toy: bool, wall: float = 0.0, workers: int = 1) -> dict:
+    comps = [compare(rows, c) for c in t.comparisons]
+    return {"takeaway": name, "study": t.study, "claim": t.claim, "paper": t.paper, "setting": t.setting,
+            "toy": toy, "seeds": sorted({r["seed"] for r in rows}), "comparisons": comps,
+            "variants": variant_means(rows),
+            "wall_seconds": wall, "workers": workers}
+
+
+def variant_means(rows: list[dict]) -> dict[str, dict]:
+    """Per variant: mean final held-out success over seeds, and each seed's."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        s = final_stage(r).get("success")
+        if s is not None:
+            out.setdefault(r["variant"], {"per_seed": []})["per_seed"].append(s)
+    for v in out.values():
+        v["mean"] = sum(v["per_seed"]) / len(v["per_seed"])
+    return out
+
+
+def write_takeaway(row: dict, out: Path) -> Path:
+    """Replace this takeaway's entry in out/takeaways.json, rewrite takeaways.md and its PNG."""
+    out = Path(out)
+    (out / "takeaways").mkdir(parents=True, exist_ok=True)
+    store = out / "takeaways.json"
+    data = json.loads(store.read_text()) if store.exists() else {}
+    data[row["takeaway"]] = row
+    store.write_text(json.dumps(data, indent=2, sort_keys=True))
+    plot_takeaway(row, out / "takeaways" / f"{row['takeaway']}.png")
+    (out / "takeaways.md").write_text(takeaways_markdown(data))
+    return out / "takeaways.md"
+
+
+def takeaways_markdown(data: dict) -> str:
+    from questline.train.logging import duration
+    lines = ["# The studies' takeaways, reproduced at CPU scale", "",
+             "Written by `questline reproduce` (questline/experiments/takeaways.py says how verdicts are "
+             "read). Differences are held-out success of the final policy in percentage points, "
+             "pooled over the paired held-out tasks of every seed (95% interval). Toy rows are "
+             "test-sized runs, not evidence.", "",
+             "| takeaway | claim | paper | our setting | comparison: A - B, pts [95% CI] (per seed) | verdict "
+             "| seeds | wall time (processes) |", "|---|---|---|---|---|---|---|---|"]
+    for name in sorted(data):
+        r = data[name]
+        for i, c in enumerate(r["comparisons"]):
+            cell = f"{c['label']}: not run" if not c["seeds"] else (
+                f"{c['label']}: {diff_cell(c['diff'], *c['ci'])} ("
+                + " ".join(f"{d * 100:+.1f}" for d in c["per_seed"]) + ")")
+            head = (f"[{name}](takeaways/{name}.png){' (toy)' if r['toy'] else ''}", r["claim"], r["paper"],
+                    r["setting"]) if i == 0 else ("", "", "", "")
+            tail = (str(len(r["seeds"])), f"{duration(r['wall_seconds'])} ({r['workers']})") if i == 0 else ("", "")
+            lines.append("| " + " | ".join((*head, cell, c["verdict"], *tail)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_takeaway(row: dict, path: Path) -> Path:
+    """Mean final held-out success per variant (bars) with each seed's value (dots)."""
+    from questline.experiments.sweep import _pyplot, _save
+    plt = _pyplot()
+    names = list(row["variants"])
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 2), 3.6))
+    means = [row["variants"][v]["mean"] for v in names]
+    ax.bar(range(len(names)), means, color="#8fb3d9")
+    for i, v in enumerate(names):
+        ys = row["variants"][v]["per_seed"]
+        ax.scatter([i] * len(ys), ys, color="#1f3b5c", s=14, zorder=3)
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("held-out success (final policy)")
+    verdicts = "; ".join(f"{c['label']}: {c['verdict']}" for c in row["comparisons"])
+    ax.set_title(f"{row['takeaway']}{' (toy)' if row['toy'] else ''}\n{verdicts}", fontsize=9)
+    return _save(fig, path)
+
+
+def reproduce(name: str, *, root: str | Path = "runs", out: str | Path = "benchmarks/results",
+              overrides: list[str] = (), toy: bool = False, seeds: list[int] | None = None,
+              variants: list[str] | None = None, workers: int = 1, console=None) -> dict:
+    """Run (or resume) a takeaway's sweep and write its row. Returns the row."""
+    import time
+
+    from questline.experiments.sweep import run_sweep
+    t, sweep = takeaway_sweep(name, overrides, toy, seeds, variants)
+    t0 = time.perf_counter()
+    rows = run_sweep(sweep, root=root, console=console, workers=workers)
+    row = takeaway_row(name, t, rows, toy, time.perf_counter() - t0, workers)
+    write_takeaway(row, Path(out))
+    return row

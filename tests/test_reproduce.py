@@ -1,0 +1,95 @@
+"""`questline reproduce`: every takeaway runs at toy size through to its report row,
+verdicts follow their rules, and an interrupted reproduce continues where it stopped."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from questline.experiments.takeaways import list_takeaways, load_takeaway, reproduce, verdict
+
+STUDIES = {"travelplanner", "practitioner", "planning"}
+
+
+def test_list_names_every_takeaway_of_the_three_studies():
+    out = subprocess.run([sys.executable, "-m", "questline", "reproduce", "--list"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    names = list_takeaways()
+    assert len(names) >= 12 and all(n in out.stdout for n in names)
+    assert {load_takeaway(n)[0].study for n in names} == STUDIES
+
+
+def test_an_unknown_takeaway_is_one_clear_error():
+    out = subprocess.run([sys.executable, "-m", "questline", "reproduce", "tp_nope"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and "unknown takeaway 'tp_nope'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("expect,diff,lo,hi,want", [
+    ("higher", 0.1, 0.02, 0.18, "reproduced"),
+    ("higher", -0.1, -0.18, -0.02, "opposite"),
+    ("higher", 0.05, -0.03, 0.13, "inconclusive"),
+    ("not_higher", 0.1, 0.02, 0.18, "opposite"),
+    ("not_higher", -0.02, -0.1, 0.06, "reproduced"),
+    ("not_higher", 0.02, -0.06, 0.1, "inconclusive"),
+    ("not_higher", 0.0, 0.0, 0.0, "inconclusive"),  # identical on every task: nothing measured
+])
+def test_verdict_rules(expect, diff, lo, hi, want):
+    assert verdict(expect, diff, lo, hi) == want
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list_takeaways())
+def test_each_takeaway_runs_at_toy_size_to_its_row(name, tmp_path):
+    """The first comparison's two variants at toy size (every variant's overrides were
+    already validated by loading the sweep); the other comparisons say "not run"."""
+    t, _ = load_takeaway(name)
+    first = t.comparisons[0]
+    row = reproduce(name, root=tmp_path / "runs", out=tmp_path / "out", toy=True, seeds=[0],
+                    variants=[first.a, first.b])
+    assert [c["label"] for c in row["comparisons"]] == [c.label or f"{c.a} vs {c.b}" for c in t.comparisons]
+    ran = row["comparisons"][0]
+    assert ran["seeds"] == 1 and ran["verdict"] in ("reproduced", "opposite", "inconclusive")
+    assert all(c["verdict"] == "not run" for c in row["comparisons"][1:] if {c["a"], c["b"]} - {first.a, first.b})
+    assert set(row["variants"]) == {first.a, first.b}
+    md = (tmp_path / "out" / "takeaways.md").read_text()
+    assert f"[{name}](takeaways/{name}.png) (toy)" in md and t.claim in md
+    assert (tmp_path / "out" / "takeaways" / f"{name}.png").stat().st_size > 5000
+
+
+def test_an_interrupted_reproduce_continues_where_it_stopped(tmp_path):
+    """SIGKILL at the second run's last RL checkpoint (the first has one iteration); rerunning the command finishes
+    the sweep with the row of an uninterrupted one, and the first run is not redone."""
+    args = ["reproduce", "planning_sft_priming", "--toy", "--seeds", "0"]
+
+    def run(where: Path, crash: str | None = None):
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        env.pop("QUESTLINE_CRASH_AT", None)
+        if crash:
+            env["QUESTLINE_CRASH_AT"] = crash
+        return subprocess.run([sys.executable, "-m", "questline", *args, "--root", str(where / "runs"),
+                               "--out", str(where / "out")], capture_output=True, text=True, env=env, timeout=600)
+
+    killed = run(tmp_path / "a", crash="checkpoint:1")
+    assert killed.returncode == -9
+    runs = tmp_path / "a" / "runs" / "takeaway-planning_sft_priming"
+    first = runs / "sft-then-rl-s0" / "results.json"
+    assert "rl" in json.loads(first.read_text())  # the first variant finished before the kill...
+    assert not (runs / "rl-only-s0" / "results.json").exists() or \
+        "rl" not in json.loads((runs / "rl-only-s0" / "results.json").read_text())  # ...the second did not
+    trained = runs / "sft-then-rl-s0" / "metrics.jsonl"
+    before = trained.read_text()
+    again = run(tmp_path / "a")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert trained.read_text() == before  # not trained again
+    assert "cached evaluation" in (runs / "sft-then-rl-s0" / "train.log").read_text()
+    whole = run(tmp_path / "b")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    rows = [json.loads((tmp_path / d / "out" / "takeaways.json").read_text())["planning_sft_priming"]
+            for d in ("a", "b")]
+    assert rows[0]["comparisons"] == rows[1]["comparisons"] and rows[0]["variants"] == rows[1]["variants"]
