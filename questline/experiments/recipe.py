@@ -141,6 +141,10 @@ class RLConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0)
     tis_cap: float | None = Field(None, gt=0)  # truncated importance weights vs the rollout logprobs
     recompute_logprobs: bool = True  # old logprobs from the trainer, not the engine
+    # asynchronous RL: the rollout of iteration k+1 overlaps the update of iteration k
+    # (questline.train.async_rollouts), samples at most max_staleness policy versions old
+    async_: bool = Field(False, alias="async")
+    max_staleness: int = Field(1, ge=0)
     critic: CriticConfig = Field(default_factory=CriticConfig)
     # batch shaping
     filter_groups: bool = False  # drop groups whose rewards are all equal (no signal)
@@ -300,6 +304,9 @@ class Recipe(_Strict):
                              f"env.config.syntax '{syntax}'; set both to the same value")
         if self.model.preset is None and self.model.path is None:
             raise ValueError("model: set model.preset or model.path")
+        if self.rl.async_ and self.rl.tis_cap is None:
+            raise ValueError("rl.async: true trains on samples of an older policy and needs the importance-"
+                             "weight correction: set rl.tis_cap (e.g. 2.0)")
         return self
 
     @property
@@ -343,7 +350,7 @@ def explain(err: ValidationError, root: type[BaseModel], what: str) -> str:
         name = ".".join(loc) or what
         if e["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1], root)
-            allowed = sorted(parent.model_fields) if parent else []
+            allowed = sorted(f.alias or n for n, f in parent.model_fields.items()) if parent else []
             close = difflib.get_close_matches(loc[-1], allowed, n=1)
             suggested |= {loc[:-1] + (c,) for c in close}
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -443,4 +450,4 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 
 
 def dump_recipe(recipe: Recipe, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(recipe.model_dump(), sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(recipe.model_dump(by_alias=True), sort_keys=False))
