@@ -256,6 +256,10 @@ class EngineConfig(_Strict):
     server (questline.inference.vllm_engine) whose weights follow the trainer."""
     kind: Literal["hf", "vllm"] = "hf"
     url: str | None = None  # a running vLLM server (started with VLLM_SERVER_DEV_MODE=1); null: launch one
+    # several replicas: the rollout spreads episodes over them (each episode stays on one),
+    # every weight sync reaches all of them (questline.inference.replicas)
+    urls: list[str] | None = Field(None, min_length=1)  # running vLLM servers, one replica each (instead of url)
+    replicas: int = Field(1, gt=0)  # hf: in-process engines on the one model; vllm: servers launched here, GPU r each
     python: str | None = None  # the server's python; null: .venv-vllm/bin/python, else this one if it has vllm
     max_model_len: int | None = Field(None, gt=0)  # null: rollout.max_context_tokens
     kv_cache_gib: int = Field(1, gt=0)  # KV cache of a CPU server (VLLM_CPU_KVCACHE_SPACE)
@@ -304,6 +308,13 @@ class Recipe(_Strict):
                              f"env.config.syntax '{syntax}'; set both to the same value")
         if self.model.preset is None and self.model.path is None:
             raise ValueError("model: set model.preset or model.path")
+        e = self.engine
+        if e.urls is not None and (e.kind != "vllm" or e.url is not None or e.replicas != 1):
+            raise ValueError("engine.urls: names running vLLM servers (engine.kind: vllm), one replica each; "
+                             "leave engine.url and engine.replicas unset with it")
+        if e.url is not None and e.replicas != 1:
+            raise ValueError("engine.replicas: several replicas of one running server (engine.url) make no "
+                             "sense; list the servers in engine.urls")
         if self.rl.async_ and self.rl.tis_cap is None:
             raise ValueError("rl.async: true trains on samples of an older policy and needs the importance-"
                              "weight correction: set rl.tis_cap (e.g. 2.0)")

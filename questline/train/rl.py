@@ -47,7 +47,7 @@ from questline.train.common import (
     warmup_constant,
 )
 from questline.train.distributed import SINGLE, Parallel
-from questline.train.engine import HFPolicyEngine, open_engine, probe_ids
+from questline.train.engine import open_engine, probe_ids
 from questline.train.logging import MetricsLogger
 
 
@@ -363,8 +363,8 @@ def _start_pipeline(recipe, engine, policy, tokenizer, chat, taskset, pad_id, ru
     own engine on the snapshot (the trainer's engine shares the live weights); a vLLM
     server is synced from the snapshot between rollouts."""
     snapshot = snapshot_of(policy)
-    rollout_engine = HFPolicyEngine(snapshot, pad_id, use_autocast) if isinstance(engine, HFPolicyEngine) \
-        else engine
+    rollout_engine = open_engine(recipe, snapshot, tokenizer, pad_id, run_dir, autocast=use_autocast) \
+        if recipe.engine.kind == "hf" else engine
     roll = lambda eng, it: rollout_iteration(rollout_engine, eng, chat, taskset, it, recipe, iterations)  # noqa: E731
     return AsyncRollouts(rollout_engine, snapshot, roll, first=start, end=end, version=start,
                          max_staleness=recipe.rl.max_staleness)
