@@ -4,6 +4,10 @@ corrected by truncated importance weights; max_staleness 0 is the synchronous ru
 a stopped run resumes; the recipe fields are validated."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -81,6 +85,34 @@ def test_async_run_stopped_then_resumed(tmp_path, toy_tokenizer):
     assert [r["step"] for r in metrics] == [0, 1, 2, 3]
     assert [r["staleness"] for r in metrics] == [0, 1, 0, 1]
     assert metrics[:2] == first
+
+
+def test_async_run_killed_then_resumed(tmp_path):
+    """SIGKILL once iteration 2's metrics are written, before its checkpoint (the rollout of
+    iteration 3 in flight): the rerun resumes from iteration 1's checkpoint and redoes
+    iteration 2's rollout from those weights."""
+    import yaml
+    data = json.loads(json.dumps(TINY))
+    data.update(name="async", budget={"episodes": 32, "sft_fraction": 0.0})
+    data["rl"]["async"] = True
+    recipe = tmp_path / "async.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    run_dir = tmp_path / "run"
+
+    def train(crash_at=None):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **({"QUESTLINE_CRASH_AT": crash_at} if crash_at else {})}
+        cmd = [sys.executable, "-m", "questline.cli", "train", str(recipe), f"run.dir={run_dir}"]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    killed = train("log:rl:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
+    assert [r["staleness"] for r in rows(run_dir)] == [0, 1, 1]
+    done = train()
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    metrics = [r for r in rows(run_dir) if r["stage"] == "rl"]
+    assert [r["step"] for r in metrics] == [0, 1, 2, 3]
+    assert [r["staleness"] for r in metrics] == [0, 1, 0, 1]
+    assert "rl" in json.loads((run_dir / "results.json").read_text())  # evaluated after RL
 
 
 def test_async_with_lora(tmp_path, toy_tokenizer):
