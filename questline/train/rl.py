@@ -5,6 +5,9 @@ Reads top to bottom; all the math is in `questline.algos`.
 Every random stream of iteration `it` is derived from (seed, it), and a
 checkpoint holds the policy (HF format), the critic if any, optimizers and
 schedule, so a killed run resumes with exactly the metrics it would have had.
+With `rl.async` the rollouts run on a thread, up to `rl.max_staleness` policy
+versions behind the update (questline.train.async_rollouts); a resumed async run
+redoes the rollout that was in flight from the checkpoint's weights.
 """
 
 from __future__ import annotations
