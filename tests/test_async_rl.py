@@ -143,6 +143,8 @@ def test_recipe_fields(tmp_path):
         recipe_from_dict(TINY, ["rl.max_staleness=-1"])
     with pytest.raises(ConfigError, match=r"rl\.async"):
         recipe_from_dict(TINY, ["rl.async=maybe"])
+    with pytest.raises(ConfigError, match=r"rl\.asynk: unknown field \(did you mean 'async'\?\)"):
+        recipe_from_dict(TINY, ["rl.asynk=true"])
     recipe = recipe_from_dict(TINY, ["rl.async=true", "rl.max_staleness=2"])
     assert recipe.rl.async_ and recipe.rl.max_staleness == 2
     assert not recipe_from_dict(TINY).rl.async_  # synchronous by default
