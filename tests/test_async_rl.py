@@ -66,6 +66,13 @@ def test_async_samples_one_version_behind_with_importance_weights(tmp_path, toy_
     assert no_rollout_thread()
 
 
+def test_max_staleness_bounds_how_far_rollouts_run_ahead(tmp_path, toy_tokenizer):
+    metrics, _ = run(tmp_path, toy_tokenizer, "rl.async=true", "rl.max_staleness=2", iterations=5)
+    staleness = [r["staleness"] for r in metrics]
+    assert staleness[0] == 0 and staleness[1] == 1 and max(staleness) <= 2
+    assert no_rollout_thread()
+
+
 def test_max_staleness_0_is_the_synchronous_run(tmp_path, toy_tokenizer):
     sync, sync_model = run(tmp_path / "sync", toy_tokenizer)
     lockstep, lockstep_model = run(tmp_path / "async0", toy_tokenizer, "rl.async=true", "rl.max_staleness=0")
