@@ -146,3 +146,75 @@ def test_recipe_fields():
         recipe_from_dict(TINY, ["engine.kind=vllm", "engine.url=http://127.0.0.1:8001"])
     with pytest.raises(ConfigError, match=r"engine\.replicas"):
         recipe_from_dict(TINY, ["engine.replicas=0"])
+
+
+class FakeServer:
+    """A stand-in for a running vLLM server's HTTP side (tests/test_vllm_replicas.py runs
+    real ones): names its model, takes weight reloads and cache resets, answers
+    completions with fixed ids, and records what it was asked."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.reloads, self.prompts = [], []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def reply(self, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                self.reply({"data": [{"id": "policy"}]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"null")
+                if self.path == "/collective_rpc":
+                    outer.reloads.append(body["kwargs"]["weights_path"])
+                    return self.reply({})
+                if self.path == "/reset_prefix_cache":
+                    return self.reply({"success": True})
+                outer.prompts.append(body["prompt"])
+                ids = [5, 6]
+                return self.reply({"choices": [{"token_ids": ids, "logprobs": {
+                    "tokens": [f"token_id:{i}" for i in ids], "token_logprobs": [-0.5] * len(ids)}}],
+                    "usage": {"prompt_tokens": len(body["prompt"])}})
+
+            def log_message(self, *args):
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def test_engine_urls_make_one_replica_per_server_and_a_sync_reaches_each(tmp_path, toy_model, toy_tokenizer):
+    from questline.inference import SamplingParams
+    servers = [FakeServer(), FakeServer()]
+    try:
+        recipe = recipe_from_dict(TINY, ["engine.kind=vllm", "engine.replicas=1", "engine.check_first_n=0",
+                                         f"engine.urls=[{servers[0].url}, {servers[1].url}]"])
+        engine = open_engine(recipe, toy_model, toy_tokenizer, toy_tokenizer.pad_token_id, tmp_path)
+        try:
+            assert isinstance(engine, ReplicaPolicyEngine) and len(engine.replicas) == 2
+            assert [len(s.reloads) for s in servers] == [1, 1]  # each serves our base weights first
+            gens = engine.engine.generate([[1, 2], [3, 4], [5, 6], [7, 8]], SamplingParams(max_new_tokens=2),
+                                          ["a", "b", "c", "d"], seed=0)
+            assert [g.ids for g in gens] == [[5, 6]] * 4
+            assert [sorted(s.prompts) for s in servers] == [[[1, 2], [3, 4]], [[5, 6], [7, 8]]]  # a block each
+            stats = engine.sync(toy_model)
+            assert [len(s.reloads) for s in servers] == [2, 2] and stats["engine_sync_s"] > 0
+            assert servers[0].reloads[-1] != servers[1].reloads[-1]  # each replica its own copy
+        finally:
+            engine.close()
+    finally:
+        for s in servers:
+            s.close()

@@ -37,6 +37,7 @@ from questline.inference import HFEngine
 from questline.inference.replicas import ReplicatedEngine
 from questline.inference.vllm_engine import EngineError, RetryPolicy, VLLMEngine, hit_rate
 from questline.inference.vllm_server import VLLMServer
+from questline.inference.vllm_server import _install_handlers as install_stop_handlers
 from questline.models.lora import is_lora, save_adapter
 
 
@@ -330,17 +331,21 @@ def open_engine(recipe, model, tokenizer, pad_id: int, run_dir: Path, *, autocas
 
     if not cfg.urls and cfg.replicas == 1:
         return server(Path(run_dir) / "engine")
-    replicas = []
-    try:  # one per running server, or servers launched here, one GPU each
-        for r in range(len(cfg.urls) if cfg.urls else cfg.replicas):
-            work_dir = Path(run_dir) / "engine" / f"replica-{r}"
-            replicas.append(server(work_dir, cfg.model_copy(update={"url": cfg.urls[r]})) if cfg.urls else
-                            server(work_dir, env={"CUDA_VISIBLE_DEVICES": str(r)}))
-    except BaseException:
-        for p in replicas:
+    def replica(r: int) -> VLLMPolicyEngine:  # on a running server, or on one launched here on GPU r
+        work_dir = Path(run_dir) / "engine" / f"replica-{r}"
+        return server(work_dir, cfg.model_copy(update={"url": cfg.urls[r]})) if cfg.urls else \
+            server(work_dir, env={"CUDA_VISIBLE_DEVICES": str(r)})
+
+    install_stop_handlers()  # on this (main) thread: the servers below start on others, at once
+    with ThreadPoolExecutor(len(cfg.urls or ()) or cfg.replicas) as pool:
+        futures = [pool.submit(replica, r) for r in range(len(cfg.urls or ()) or cfg.replicas)]
+    started = [f.result() for f in futures if f.exception() is None]
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        for p in started:
             p.close()
-        raise
-    return ReplicaPolicyEngine(replicas)
+        raise failed[0]
+    return ReplicaPolicyEngine(started)
 
 
 __all__ = ["open_engine", "HFPolicyEngine", "VLLMPolicyEngine", "ReplicaPolicyEngine", "save_untied", "probe_ids", "random_probe"]
