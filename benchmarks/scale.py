@@ -8,7 +8,8 @@
                    (imports, per-process and on-disk caches) are not timed.
   actor overhead   a no-op call to an env actor: serial (call, wait, call, ...) and
                    pipelined (all submitted, then all awaited), ms per call.
-  RL iteration     synchronous vs asynchronous RL (`rl_iteration_times`: a later part).
+  RL iteration     synchronous vs asynchronous RL (`rl.async`) on the quickstart recipe,
+                   shrunk to a few minutes; seconds per iteration and their ratio.
 
 The local Ray cluster runs in a network namespace with loopback as its only interface
 (the script re-runs itself there with `unshare --net`; root needed). The machine's
@@ -16,6 +17,7 @@ load average is printed with the numbers: compare ratios from one run, on an idl
 machine where possible.
 
 Usage: python benchmarks/scale.py [--alfworld-tasks 4] [--swe-tasks 2] [--group 2] [--calls 300]
+                                  [--rl-iterations 5] [--rl-rounds 3] [--parts envs,actor,rl]
 """
 
 from __future__ import annotations
@@ -87,10 +89,49 @@ def actor_overhead(calls: int) -> None:
           f"({calls} calls each)", flush=True)
 
 
-def rl_iteration_times() -> None:
-    """Iteration time of synchronous vs asynchronous RL on the quickstart (`rl.async`):
-    added with the asynchronous pipeline."""
-    print("  not measured yet (rl.async is not implemented)")
+RL_OVERRIDES = ("rollout.max_turns=4", "rollout.max_new_tokens=48", "rl.tis_cap=2.0")
+
+
+def rl_iteration_times(iterations: int = 5, rounds: int = 3, overrides: tuple[str, ...] = RL_OVERRIDES) -> None:
+    """Iteration time of synchronous vs asynchronous RL (`rl.async`) on the quickstart
+    recipe, shrunk (`overrides`) to take a few minutes: the same initial policy, seed
+    and number of iterations in both modes, run alternately `rounds` times (a shared
+    machine's load drifts). The first iteration of each run is left out of the means
+    (an asynchronous run overlaps nothing there)."""
+    import copy
+    import json
+
+    import torch
+
+    from questline.experiments.recipe import load_recipe
+    from questline.train.pipeline import Pipeline
+    from questline.train.rl import train_rl
+
+    root = Path(__file__).resolve().parent.parent / "questline" / "recipes" / "quickstart.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Pipeline(load_recipe(root, [f"run.dir={tmp}/init", "run.progress=false", *overrides]))
+        print(f"  quickstart ({', '.join(overrides)}), {iterations} iterations a run, {rounds} rounds, "
+              f"torch threads {torch.get_num_threads()}", flush=True)
+        steady: dict[str, list[float]] = {"sync": [], "async": []}
+        for k in range(rounds):
+            for mode in steady:
+                recipe = load_recipe(root, [f"run.dir={tmp}/{mode}{k}", "run.progress=false",
+                                            "run.checkpoint_every=0", f"rl.async={mode == 'async'}", *overrides])
+                run_dir = Path(tmp) / f"{mode}{k}"
+                t0 = time.perf_counter()
+                train_rl(recipe, copy.deepcopy(base.model), base.tokenizer, base.chat, base.train_set, run_dir,
+                         iterations=iterations)
+                wall = time.perf_counter() - t0
+                rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+                later = rows[1:]
+                mean = lambda key, rows=later: sum(r.get(key, 0.0) for r in rows) / len(rows)  # noqa: E731
+                steady[mode].append(mean("iter_s"))
+                print(f"  round {k + 1} {mode:5s}: {mean('iter_s'):5.1f} s/iteration (iterations 2-{iterations}: "
+                      f"rollout {mean('rollout_s'):4.1f} s, waited for it {mean('rollout_wait_s'):4.1f} s); "
+                      f"first iteration {rows[0]['iter_s']:4.1f} s; whole run {wall:5.1f} s; {load()}", flush=True)
+        sync, async_ = (sum(v) / len(v) for v in steady.values())
+        print(f"  mean of {rounds} rounds: sync {sync:.1f} s/iteration, async {async_:.1f} s/iteration; "
+              f"async / sync = {async_ / sync:.2f} ({sync / async_:.2f}x faster)", flush=True)
 
 
 def main() -> None:
@@ -99,7 +140,11 @@ def main() -> None:
     ap.add_argument("--swe-tasks", type=int, default=2)
     ap.add_argument("--group", type=int, default=2)
     ap.add_argument("--calls", type=int, default=300)
+    ap.add_argument("--rl-iterations", type=int, default=5)
+    ap.add_argument("--rl-rounds", type=int, default=3)
+    ap.add_argument("--parts", default="envs,actor,rl", help="which measurements (comma-separated)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     if ray_workers.interfaces() != ["lo"]:  # run in a loopback-only network namespace
         cmd = ray_workers.loopback_only_command([sys.executable, *sys.argv])
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
@@ -108,18 +153,21 @@ def main() -> None:
     print(f"scale-out benchmark; {load()}", flush=True)
     chat = ChatTokens(train_tokenizer(["go north", "take apple"], vocab_size=300))
     try:
-        print("env throughput (oracle episodes; ratios vs workers 0):")
-        with tempfile.TemporaryDirectory() as tmp:
-            alf_cfg = {"source": "generated", "cache_dir": f"{tmp}/alfworld"}
-            alf = generate_tasks("alfworld", args.alfworld_tasks, "easy", 0, **alf_cfg)
-            env_throughput("alfworld", chat, alf, alf_cfg, args.group)
-            swe_cfg = {"cache_dir": f"{tmp}/swe"}
-            swe = generate_tasks("swe", args.swe_tasks, "easy", 0, **swe_cfg)
-            env_throughput("swe", chat, swe, swe_cfg, args.group)
-        print("Ray env actor overhead:")
-        actor_overhead(args.calls)
-        print("RL iteration, synchronous vs asynchronous:")
-        rl_iteration_times()
+        if "envs" in parts:
+            print("env throughput (oracle episodes; ratios vs workers 0):")
+            with tempfile.TemporaryDirectory() as tmp:
+                alf_cfg = {"source": "generated", "cache_dir": f"{tmp}/alfworld"}
+                alf = generate_tasks("alfworld", args.alfworld_tasks, "easy", 0, **alf_cfg)
+                env_throughput("alfworld", chat, alf, alf_cfg, args.group)
+                swe_cfg = {"cache_dir": f"{tmp}/swe"}
+                swe = generate_tasks("swe", args.swe_tasks, "easy", 0, **swe_cfg)
+                env_throughput("swe", chat, swe, swe_cfg, args.group)
+        if "actor" in parts:
+            print("Ray env actor overhead:")
+            actor_overhead(args.calls)
+        if "rl" in parts:
+            print("RL iteration, synchronous vs asynchronous:")
+            rl_iteration_times(args.rl_iterations, args.rl_rounds)
     finally:
         ray_workers.shutdown()
     print(f"done; {load()}")

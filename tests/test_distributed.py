@@ -200,6 +200,21 @@ def test_torchrun_rl_run_is_killed_and_resumes_with_the_metrics_of_an_uninterrup
     assert json.loads((run / "results.json").read_text()) == json.loads((full / "results.json").read_text())
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
+def test_async_rl_with_two_processes(tmp_path, parallel):
+    """rl.async under torchrun: rank 0's rollout thread samples from its snapshot while
+    both ranks train (DDP, or FSDP2 writing the full weights back to rank 0's policy)."""
+    recipe = tmp_path / "async.yaml"
+    recipe.write_text(RECIPE.replace("parallel: ddp", f"parallel: {parallel}")
+                      .replace("rl: {advantage: gae,", "rl: {advantage: gae, async: true, tis_cap: 2.0,"))
+    run = tmp_path / "run"
+    assert train(recipe, run) == 0, (tmp_path / "log").read_text()[-3000:]
+    rows = rl_rows(run)
+    assert [r["staleness"] for r in rows] == [0, 1, 1]
+    assert all("tis_weight" in r and "value_loss" in r for r in rows)
+    assert all(r["engine_logp_diff_max"] > 1e-4 for r in rows[1:])  # sampled one update behind
+
 
 @pytest.mark.slow
 def test_fsdp2_run_with_sft_kl_and_critic_leaves_hf_checkpoints(tmp_path):

@@ -79,6 +79,17 @@ def test_the_estimator_matches_a_meta_instantiation_of_a_preset_and_shards_with_
     assert fsdp.peak < ddp.peak + 4 * n  # shards save more than the engine's plain copy costs
 
 
+def test_async_rl_counts_the_snapshot_and_the_overlapping_kv_cache():
+    base = {"model": {"preset": "s", "vocab_size": 2048}, "rl": {"tis_cap": 2.0}}
+    config, _ = recipe_model_config(recipe_from_dict(base))
+    n = count_parameters(meta_model(config))
+    sync = estimate_memory(config, n, recipe_from_dict(base))
+    overlapped = estimate_memory(config, n, recipe_from_dict(base, ["rl.async=true"]))
+    assert overlapped.training == sync.training + 8 * n + sync.total("rollout")  # the KV cache during training
+    vllm = estimate_memory(config, n, recipe_from_dict(base, ["rl.async=true", "engine.kind=vllm"]))
+    assert vllm.training == sync.training + 8 * n
+
+
 def test_model_path_with_a_config_json_is_read_without_weights(tmp_path, toy_model):
     toy_model.config.save_pretrained(tmp_path)
     recipe = recipe_from_dict({"model": {"preset": None, "path": str(tmp_path)}})

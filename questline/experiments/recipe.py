@@ -141,6 +141,10 @@ class RLConfig(_Strict):
     max_grad_norm: float = Field(1.0, gt=0)
     tis_cap: float | None = Field(None, gt=0)  # truncated importance weights vs the rollout logprobs
     recompute_logprobs: bool = True  # old logprobs from the trainer, not the engine
+    # asynchronous RL: the rollout of iteration k+1 overlaps the update of iteration k
+    # (questline.train.async_rollouts), samples at most max_staleness policy versions old
+    async_: bool = Field(False, alias="async")
+    max_staleness: int = Field(1, ge=0)
     critic: CriticConfig = Field(default_factory=CriticConfig)
     # batch shaping
     filter_groups: bool = False  # drop groups whose rewards are all equal (no signal)
@@ -252,6 +256,10 @@ class EngineConfig(_Strict):
     server (questline.inference.vllm_engine) whose weights follow the trainer."""
     kind: Literal["hf", "vllm"] = "hf"
     url: str | None = None  # a running vLLM server (started with VLLM_SERVER_DEV_MODE=1); null: launch one
+    # several replicas: the rollout spreads episodes over them (each episode stays on one),
+    # every weight sync reaches all of them (questline.inference.replicas)
+    urls: list[str] | None = Field(None, min_length=1)  # running vLLM servers, one replica each (instead of url)
+    replicas: int = Field(1, gt=0)  # hf: in-process engines on the one model; vllm: servers launched here, GPU r each
     python: str | None = None  # the server's python; null: .venv-vllm/bin/python, else this one if it has vllm
     max_model_len: int | None = Field(None, gt=0)  # null: rollout.max_context_tokens
     kv_cache_gib: int = Field(1, gt=0)  # KV cache of a CPU server (VLLM_CPU_KVCACHE_SPACE)
@@ -300,6 +308,16 @@ class Recipe(_Strict):
                              f"env.config.syntax '{syntax}'; set both to the same value")
         if self.model.preset is None and self.model.path is None:
             raise ValueError("model: set model.preset or model.path")
+        e = self.engine
+        if e.urls is not None and (e.kind != "vllm" or e.url is not None or e.replicas != 1):
+            raise ValueError("engine.urls: names running vLLM servers (engine.kind: vllm), one replica each; "
+                             "leave engine.url and engine.replicas unset with it")
+        if e.url is not None and e.replicas != 1:
+            raise ValueError("engine.replicas: several replicas of one running server (engine.url) make no "
+                             "sense; list the servers in engine.urls")
+        if self.rl.async_ and self.rl.tis_cap is None:
+            raise ValueError("rl.async: true trains on samples of an older policy and needs the importance-"
+                             "weight correction: set rl.tis_cap (e.g. 2.0)")
         return self
 
     @property
@@ -343,7 +361,7 @@ def explain(err: ValidationError, root: type[BaseModel], what: str) -> str:
         name = ".".join(loc) or what
         if e["type"] == "extra_forbidden":
             parent = _model_at(loc[:-1], root)
-            allowed = sorted(parent.model_fields) if parent else []
+            allowed = sorted(f.alias or n for n, f in parent.model_fields.items()) if parent else []
             close = difflib.get_close_matches(loc[-1], allowed, n=1)
             suggested |= {loc[:-1] + (c,) for c in close}
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -443,4 +461,4 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 
 
 def dump_recipe(recipe: Recipe, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(recipe.model_dump(), sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(recipe.model_dump(by_alias=True), sort_keys=False))

@@ -91,9 +91,15 @@ def estimate_memory(config, n_params: int, recipe, world: int | None = None) -> 
     # bf16 logits, their fp32 copy, log-softmax, and its gradient
     rows.append(("train", f"logits on {policy_tokens} policy tokens", policy_tokens * config.vocab_size *
                  (BF16 + 3 * FP32)))
+    if rl.async_:  # the rollout thread's frozen copy, and the trainer's published weights
+        published = 0 if recipe.model.lora else FP32 * n_params
+        rows.append(("all", "policy snapshot + published weights fp32 (rl.async, rank 0)",
+                     FP32 * n_params + published))
     episodes = rl.tasks_per_iter * rl.group_size
     kv = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim(config) * BF16
-    rows.append(("rollout", f"KV cache, HF engine on rank 0 ({episodes} episodes x {ro.max_context_tokens})",
+    overlapped = rl.async_ and recipe.engine.kind == "hf"  # rl.async: the rollout runs during training
+    rows.append(("all" if overlapped else "rollout",
+                 f"KV cache, HF engine on rank 0 ({episodes} episodes x {ro.max_context_tokens})",
                  episodes * ro.max_context_tokens * kv))
     return MemoryEstimate(rows, world)
 

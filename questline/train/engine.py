@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -33,8 +34,10 @@ from safetensors.torch import save_file
 
 from questline.core import ConfigError
 from questline.inference import HFEngine
+from questline.inference.replicas import ReplicatedEngine
 from questline.inference.vllm_engine import EngineError, RetryPolicy, VLLMEngine, hit_rate
 from questline.inference.vllm_server import VLLMServer
+from questline.inference.vllm_server import _install_handlers as install_stop_handlers
 from questline.models.lora import is_lora, save_adapter
 
 
@@ -101,6 +104,7 @@ def trainer_logprobs(model, ids: list[int]) -> torch.Tensor:
 
 class HFPolicyEngine:
     def __init__(self, model, pad_id: int, autocast: bool):
+        model = model.get_base_model() if is_lora(model) else model  # peft injects in place
         self.engine = HFEngine(model, pad_id, autocast=autocast)
 
     def sync(self, model, probe: list[int] | None = None) -> dict:
@@ -123,9 +127,10 @@ class HFPolicyEngine:
 
 class VLLMPolicyEngine:
     def __init__(self, cfg, model, tokenizer, work_dir: Path, max_context_tokens: int,
-                 lora_rank: int | None = None):
+                 lora_rank: int | None = None, server_env: dict | None = None):
         """`lora_rank`: the largest adapter rank the server must take (`sync: lora`; by
-        default the rank of `model`, a peft policy)."""
+        default the rank of `model`, a peft policy). `server_env`: more environment
+        variables for a server launched here (a replica's CUDA_VISIBLE_DEVICES)."""
         self.cfg, self.tokenizer, self.dir = cfg, tokenizer, Path(work_dir)
         self.syncs = 0
         self.server = None
@@ -145,6 +150,7 @@ class VLLMPolicyEngine:
                 lora_rank=lora_rank if lora else None, threads=cfg.threads,
                 log_path=self.dir / "vllm.log", startup_timeout_s=cfg.startup_timeout_s,
                 extra_args=tuple(cfg.extra_args))
+            self.server.env.update(server_env or {})
             self.server.__enter__()
         url = cfg.url or self.server.url
         try:
@@ -258,6 +264,50 @@ class VLLMPolicyEngine:
             self.server.stop()
 
 
+class ReplicaPolicyEngine:
+    """Several PolicyEngines as one: rollouts spread their episodes over the replicas'
+    engines (`ReplicatedEngine`: an episode stays on one replica), a sync reaches every
+    replica (at once; each vLLM replica saves and loads its own copy of the weights)."""
+
+    def __init__(self, replicas: list):
+        self.replicas = list(replicas)
+        self.engine = ReplicatedEngine([p.engine for p in self.replicas])
+        self._pool = ThreadPoolExecutor(len(self.replicas), thread_name_prefix="replica-sync")
+
+    def sync(self, model, probe: list[int] | None = None) -> dict:
+        stats = list(self._pool.map(lambda p: p.sync(model, probe), self.replicas))
+        self.engine.pins.clear()  # the replicas dropped their caches
+        return merge_stats(stats)
+
+    def cache_counters(self) -> dict | None:
+        counts = [p.cache_counters() for p in self.replicas]
+        if any(c is None for c in counts):
+            return None
+        return {k: sum(c[k] for c in counts) for k in ("queries", "hits")}
+
+    def cache_stats(self, before: dict | None) -> dict:
+        after = self.cache_counters()
+        if before is None or after is None:
+            return {}
+        return {"prefix_cache_hit_rate": hit_rate(before, after)}
+
+    def raise_if_down(self, iteration: int, trajs) -> None:
+        for p in self.replicas:
+            p.raise_if_down(iteration, trajs)
+
+    def close(self) -> None:
+        self.engine.close()
+        self._pool.shutdown()
+        for p in self.replicas:
+            p.close()
+
+
+def merge_stats(stats: list[dict]) -> dict:
+    """The replicas' sync statistics as one: the slowest sync, the worst check."""
+    keys = dict.fromkeys(k for s in stats for k in s)
+    return {k: max(s[k] for s in stats if k in s) for k in keys}
+
+
 def _served_model(engine: VLLMEngine) -> str:
     """The base model's name on a running server (LoRA adapters name a parent)."""
     models = [m for m in engine.get("/v1/models").json().get("data") or [] if not m.get("parent")]
@@ -268,11 +318,34 @@ def _served_model(engine: VLLMEngine) -> str:
 
 def open_engine(recipe, model, tokenizer, pad_id: int, run_dir: Path, *, autocast: bool = False):
     """The run's PolicyEngine (close it when done: `with contextlib.closing(...)`)."""
-    if recipe.engine.kind == "hf":
-        return HFPolicyEngine(model, pad_id, autocast)
+    cfg = recipe.engine
+    if cfg.kind == "hf":
+        if cfg.replicas == 1:
+            return HFPolicyEngine(model, pad_id, autocast)
+        return ReplicaPolicyEngine([HFPolicyEngine(model, pad_id, autocast) for _ in range(cfg.replicas)])
     lora = recipe.model.lora
-    return VLLMPolicyEngine(recipe.engine, model, tokenizer, Path(run_dir) / "engine",
-                            recipe.rollout.max_context_tokens, lora_rank=lora.r if lora else None)
+
+    def server(work_dir: Path, c=cfg, env=None) -> VLLMPolicyEngine:
+        return VLLMPolicyEngine(c, model, tokenizer, work_dir, recipe.rollout.max_context_tokens,
+                                lora_rank=lora.r if lora else None, server_env=env)
+
+    if not cfg.urls and cfg.replicas == 1:
+        return server(Path(run_dir) / "engine")
+    def replica(r: int) -> VLLMPolicyEngine:  # on a running server, or on one launched here on GPU r
+        work_dir = Path(run_dir) / "engine" / f"replica-{r}"
+        return server(work_dir, cfg.model_copy(update={"url": cfg.urls[r]})) if cfg.urls else \
+            server(work_dir, env={"CUDA_VISIBLE_DEVICES": str(r)})
+
+    install_stop_handlers()  # on this (main) thread: the servers below start on others, at once
+    with ThreadPoolExecutor(len(cfg.urls or ()) or cfg.replicas) as pool:
+        futures = [pool.submit(replica, r) for r in range(len(cfg.urls or ()) or cfg.replicas)]
+    started = [f.result() for f in futures if f.exception() is None]
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        for p in started:
+            p.close()
+        raise failed[0]
+    return ReplicaPolicyEngine(started)
 
 
-__all__ = ["open_engine", "HFPolicyEngine", "VLLMPolicyEngine", "save_untied", "probe_ids", "random_probe"]
+__all__ = ["open_engine", "HFPolicyEngine", "VLLMPolicyEngine", "ReplicaPolicyEngine", "save_untied", "probe_ids", "random_probe"]

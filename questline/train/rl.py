@@ -5,6 +5,9 @@ Reads top to bottom; all the math is in `questline.algos`.
 Every random stream of iteration `it` is derived from (seed, it), and a
 checkpoint holds the policy (HF format), the critic if any, optimizers and
 schedule, so a killed run resumes with exactly the metrics it would have had.
+With `rl.async` the rollouts run on a thread, up to `rl.max_staleness` policy
+versions behind the update (questline.train.async_rollouts); a resumed async run
+redoes the rollout that was in flight from the checkpoint's weights.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from questline.models.lora import ADAPTER_DIR, adapter_off, add_lora, is_lora, l
 from questline.models.precision import choose_precision
 from questline.rewards import shape_rewards
 from questline.rollout import RolloutConfig, rollout
+from questline.train.async_rollouts import AsyncRollouts, snapshot_of
 from questline.train.checkpoint import latest_checkpoint, load_trainer_state, save_checkpoint
 from questline.train.common import (
     TokenLogits,
@@ -344,6 +348,31 @@ def collect(engine, chat, taskset: TaskSet, it: int, recipe, rcfg: RolloutConfig
     return metrics, valid, rewards, trajs
 
 
+def rollout_iteration(policy_engine, engine, chat, taskset: TaskSet, it: int, recipe, iterations: int):
+    """Iteration `it`'s rollout on `engine` (what `policy_engine` samples with): its
+    temperature, `collect`, the engine's health and prefix-cache statistics."""
+    frac = it / max(iterations, 1)
+    it_rcfg = rollout_config(recipe, temperature=temperature_at(rollout_config(recipe), recipe.rl, frac))
+    cache_before = policy_engine.cache_counters()
+    metrics, valid, rewards, trajs = collect(engine, chat, taskset, it, recipe, it_rcfg, frac)
+    policy_engine.raise_if_down(it, trajs)
+    metrics.update(policy_engine.cache_stats(cache_before))
+    return metrics, valid, rewards, trajs
+
+
+def _start_pipeline(recipe, engine, policy, tokenizer, chat, taskset, pad_id, run_dir, use_autocast, *,
+                    start: int, end: int, iterations: int) -> AsyncRollouts:
+    """rl.async: rollouts of [start, end) on a thread. The in-process HF engine gets its
+    own engine on the snapshot (the trainer's engine shares the live weights); a vLLM
+    server is synced from the snapshot between rollouts."""
+    snapshot = snapshot_of(policy)
+    rollout_engine = open_engine(recipe, snapshot, tokenizer, pad_id, run_dir, autocast=use_autocast) \
+        if recipe.engine.kind == "hf" else engine
+    roll = lambda eng, it: rollout_iteration(rollout_engine, eng, chat, taskset, it, recipe, iterations)  # noqa: E731
+    return AsyncRollouts(rollout_engine, snapshot, roll, first=start, end=end, version=start,
+                         max_staleness=recipe.rl.max_staleness)
+
+
 # ------------------------------------------------------------------ the loop
 def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *, iterations: int,
              ref_model=None, logger: MetricsLogger | None = None, progress=None,
@@ -405,22 +434,29 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     own_engine = engine is None and par.main
     if own_engine:
         engine = open_engine(recipe, policy, tokenizer, pad_id, run_dir, autocast=use_autocast)
+    end = iterations if stop_after is None else min(iterations, start + stop_after)
+    pipeline = None  # rl.async: rollouts on a thread, from a snapshot of the policy
     try:
         if engine is not None:
             engine.sync(policy)  # resumed or changed weights
+        if cfg.async_ and par.main and start < end:
+            pipeline = _start_pipeline(recipe, engine, policy, tokenizer, chat, taskset, pad_id, run_dir,
+                                       use_autocast, start=start, end=end, iterations=iterations)
         for it in range(start, iterations):
             t0 = time.perf_counter()
             frac = it / max(iterations, 1)
             temperature = temperature_at(rcfg, cfg, frac)
-            it_rcfg = rollout_config(recipe, temperature=temperature)
             trajs = []
-            if par.main:
-                cache_before = engine.cache_counters()
-                metrics, valid, rewards, trajs = collect(engine.engine, chat, taskset, it, recipe, it_rcfg, frac)
-                engine.raise_if_down(it, trajs)
-                metrics.update(engine.cache_stats(cache_before))
+            if pipeline is not None:
+                sampled = pipeline.get(it)
+                metrics, valid, rewards, trajs = sampled.result
+                metrics.update(sampled.sync_stats, staleness=it - sampled.version,
+                               rollout_wait_s=time.perf_counter() - t0)
+            elif par.main:
+                metrics, valid, rewards, trajs = rollout_iteration(engine, engine.engine, chat, taskset, it, recipe,
+                                                                   iterations)
             metrics, valid, rewards = par.broadcast((metrics, valid, rewards) if par.main else None)
-            t_rollout = time.perf_counter() - t0
+            t_rollout = sampled.seconds if pipeline is not None else time.perf_counter() - t0
             metrics.update(trained_episodes=len(valid), temperature=temperature)
             if valid:
                 batch = (Batch.from_episode_rows(valid, pad_id, rewards) if valid[0].windowed else
@@ -431,7 +467,9 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
                                          critic_optimizer=critic_optimizer, parallel=par,
                                          train_policy=it >= cfg.critic.warmup_iters or critic is None))
                 par.sync(trained, model)  # FSDP2: the engine's (and checkpoint's) full weights
-            if engine is not None:
+            if pipeline is not None:
+                pipeline.publish(policy, it + 1, probe_ids(valid))  # a later rollout samples from these
+            elif engine is not None:
                 metrics.update(engine.sync(policy, probe_ids(valid)))  # the engine samples from the new weights
             metrics["rollout_s"] = t_rollout
             metrics["iter_s"] = time.perf_counter() - t0
@@ -457,7 +495,13 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
             par.barrier()  # ranks > 0 read no checkpoint rank 0 is still writing
             if stop_after is not None and done - start >= stop_after:
                 break
+        if pipeline is not None and engine is not None:
+            engine.sync(policy)  # the caller's engine (evaluation) samples from the final weights
     finally:
+        if pipeline is not None:
+            pipeline.close()
+            if pipeline.policy_engine is not engine:
+                pipeline.policy_engine.close()
         if own_engine:
             engine.close()
     if own_logger:
