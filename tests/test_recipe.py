@@ -58,11 +58,14 @@ def test_recipe_base_inheritance_merges_sections(tmp_path):
 def test_every_shipped_recipe_and_sweep_is_valid():
     from questline.experiments.recipe import load_recipe
     from questline.experiments.sweep import load_sweep
+    from questline.experiments.takeaways import takeaway_sweep
     recipes = sorted(RECIPES.rglob("*.yaml"))
     assert len(recipes) >= 10
     for path in recipes:
         if path.parent.name == "sweeps":
             load_sweep(path)
+        elif path.parent.name == "takeaways":
+            takeaway_sweep(path.stem)  # every variant's overrides checked
         else:
             load_recipe(path)
 
