@@ -35,9 +35,9 @@ from questline.core import ConfigError, Step, Task
 from questline.envs.host import EnvHost
 from questline.rollout.runner import (
     begin_episode,
+    end_before_step,
     fail_start,
     new_episode,
-    end_before_step,
     record_step,
     synthetic_planner,
     take_action,
