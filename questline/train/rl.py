@@ -408,6 +408,7 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     try:
         if engine is not None:
             engine.sync(policy)  # resumed or changed weights
+            engine.restart_checks()  # the syncs after the first updates are checked (engine.check_first_n)
         for it in range(start, iterations):
             t0 = time.perf_counter()
             frac = it / max(iterations, 1)
