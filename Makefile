@@ -54,7 +54,7 @@ $(VLLM_STAMP): Makefile
 
 vllm: $(VLLM_STAMP)
 
-# Tests against a real vLLM server (one server per module, single process: ~4 min on 2 cores)
+# Tests against real vLLM servers (xs preset and SmolLM2-135M; single process: ~16 min on 2 shared cores)
 test-vllm: $(STAMP) $(VLLM_STAMP)
 	QUESTLINE_VLLM_PYTHON="$(abspath $(VLLM_VENV))/bin/python" $(BIN)/python -m pytest -q -m vllm tests
 

@@ -317,30 +317,57 @@ def test_lora_sync_hot_loads_each_adapter_and_a_skipped_one_is_caught(server, po
 
 
 # ------------------------------------------------------------------ RL on vLLM samples
-def test_three_rl_iterations_on_vllm_samples(server, policy, tmp_path):
+LORA = {"r": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                               "down_proj"]}
+
+
+def _unload_adapters(url: str) -> None:
+    with VLLMEngine(url) as eng:
+        for m in eng.get("/v1/models").json()["data"]:
+            if m.get("parent"):
+                eng.post("/v1/unload_lora_adapter", {"lora_name": m["id"]})
+
+
+@pytest.mark.parametrize("sync", ["full", "lora"])
+def test_three_rl_iterations_on_vllm_samples(server, policy, tmp_path, sync):
+    """train_rl with the server following the trainer: full weights reloaded after each
+    update, or (model.lora + engine.sync lora) the peft adapter hot-loaded. Every sync is
+    checked (check_first_n 5): the server's logprobs equal the trainer's within 1e-3."""
     from questline.data import TaskSet
     from questline.train.logging import MetricsLogger
     from questline.train.rl import train_rl
     recipe = recipe_from_dict({
-        "env": {"name": "toy/maze"}, "model": {"precision": "fp32"}, "rl": {"tasks_per_iter": 3, "group_size": 3, "lr": 1e-3,
-                                             "reward": "dense", "recompute_logprobs": False},
+        "env": {"name": "toy/maze"}, "model": {"precision": "fp32", "lora": LORA if sync == "lora" else None},
+        "rl": {"tasks_per_iter": 3, "group_size": 3, "lr": 1e-2 if sync == "lora" else 1e-3,
+               "reward": "dense", "recompute_logprobs": False},
         "rollout": {"max_turns": 8, "max_new_tokens": 8, "temperature": 1.0},
-        "engine": {"kind": "vllm", "url": server.url, "check_first_n": 5},
+        "engine": {"kind": "vllm", "url": server.url, "sync": sync, "check_first_n": 5},
         "run": {"dir": str(tmp_path), "checkpoint_every": 0}})
     model = copy.deepcopy(policy["model"])
     tasks = TaskSet("toy/maze", 30, {"easy": 1, "medium": 1}, 3)
     logger = MetricsLogger(tmp_path, "rl")
-    done = train_rl(recipe, model, policy["tok"], policy["chat"], tasks, tmp_path, iterations=3, logger=logger)
-    logger.close()
+    try:
+        done = train_rl(recipe, model, policy["tok"], policy["chat"], tasks, tmp_path, iterations=3, logger=logger)
+    finally:
+        logger.close()
+        _unload_adapters(server.url)
     assert done == 3
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if r["stage"] == "rl"]
     assert len(rows) == 3 and any("skipped_update" not in m for m in rows)  # real updates were synced
     for m in rows:
-        print({k: round(v, 6) for k, v in m.items() if k.startswith(("engine", "prefix"))})
+        print(sync, {k: round(v, 6) for k, v in m.items() if k.startswith(("engine", "prefix"))})
         assert m["engine_logp_diff_max"] < 1e-3 and m["engine_kl_k3"] < 1e-6
         assert m["engine_check_max"] < 1e-3 and m["engine_sync_s"] > 0
         assert "prefix_cache_hit_rate" in m and m["infra_failed"] == 0
+    adapters = sorted(p.name for p in (tmp_path / "engine").glob("lora-*"))
+    weights = sorted(p.name for p in (tmp_path / "engine").glob("weights-*"))
+    if sync == "lora":  # adapters only: the server keeps the base weights it was given at the start
+        assert adapters == ["lora-000004"] and not weights  # 1 sync at the start + 3 after updates
+        trained = [p for n, p in model.named_parameters() if "lora_B" in n]
+        assert trained and any(p.abs().max() > 0 for p in trained)  # the adapter moved off zero
+    else:
+        assert weights == ["weights-000004"] and not adapters
 
 
 TINY = {  # every stage, as small as it gets (as in test_output.py), on a vLLM server the run starts
@@ -355,7 +382,13 @@ TINY = {  # every stage, as small as it gets (as in test_output.py), on a vLLM s
 }
 
 
-def test_pipeline_starts_its_own_server_evaluates_and_trains_on_it_and_stops_it(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sync", ["full", "lora"])
+def test_pipeline_starts_its_own_server_evaluates_and_trains_on_it_and_stops_it(tmp_path, monkeypatch, sync):
+    """untrained eval, SFT, eval, 3 RL iterations, eval: one server the run starts and stops.
+    LoRA: SFT trains an adapter (merged afterwards), RL a fresh one on the SFT policy, so the
+    server first reloads the SFT base in full, then hot-loads each RL adapter; the last eval
+    syncs the merged policy in full. The default check_first_n (3) checks every RL
+    update's sync here, although the evaluations before RL already made 2-3 syncs."""
     from questline.train import engine as engine_module
     from questline.train.pipeline import Pipeline
     started = []
@@ -366,15 +399,24 @@ def test_pipeline_starts_its_own_server_evaluates_and_trains_on_it_and_stops_it(
             return super().start()
 
     monkeypatch.setattr(engine_module, "VLLMServer", Recorded)
-    recipe = recipe_from_dict({**TINY, "engine": {"kind": "vllm", "python": _python(), "check_first_n": 10}},
+    lora = {"model": {**TINY["model"], "lora": LORA}} if sync == "lora" else {}
+    recipe = recipe_from_dict({**TINY, **lora, "budget": {"episodes": 16, "sft_fraction": 0.25},
+                               "engine": {"kind": "vllm", "python": _python(), "sync": sync}},
                               [f"run.dir={tmp_path}"])
     results = Pipeline(recipe).run()
     assert len(started) == 1 and not group_pids(started[0].proc.pid)  # one server for every stage, stopped
     assert {"untrained", "sft", "rl"} <= set(results)
     rl = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
           if json.loads(line)["stage"] == "rl"]
-    assert rl and rl[0]["engine_check_max"] < 1e-3 and rl[0]["engine_logp_diff_max"] < 1e-3
-    assert (tmp_path / "engine" / "vllm.log").exists() and len(list((tmp_path / "engine").glob("weights-*"))) == 1
+    assert len(rl) == 3
+    for m in rl:
+        print(sync, {k: round(v, 6) for k, v in m.items() if k.startswith("engine")})
+        assert m["engine_check_max"] < 1e-3 and m["engine_logp_diff_max"] < 1e-3
+    engine_dir = tmp_path / "engine"  # only what the server holds now: the last eval's full weights
+    assert len(list(engine_dir.glob("weights-*"))) == 1 and not list(engine_dir.glob("lora-*"))
+    loads = (engine_dir / "vllm.log").read_text().count('"POST /v1/load_lora_adapter HTTP/1.1" 200')
+    assert loads == (4 if sync == "lora" else 0)  # RL's first sync + one per iteration
+    assert ("--enable-lora" in started[0].cmd) == (sync == "lora")
 
 
 def test_cli_eval_on_a_running_vllm_server(server, policy):

@@ -26,7 +26,7 @@ from questline.inference.vllm_engine import (
     hit_rate,
     prefix_cache_counters,
 )
-from questline.inference.vllm_server import free_port, server_command
+from questline.inference.vllm_server import free_port, max_lora_rank, server_command
 from questline.rollout import RolloutConfig
 from questline.train.evaluate import evaluate
 
@@ -135,6 +135,14 @@ def test_server_command_is_loopback_with_sampling_logprobs():
     assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--logprobs-mode") + 1] == "processed_logprobs"
     assert "--enable-prefix-caching" in cmd and cmd[cmd.index("--max-lora-rank") + 1] == "8"
+
+
+def test_max_lora_rank_rounds_up_to_a_rank_vllm_accepts():
+    assert [max_lora_rank(r) for r in (1, 4, 8, 12, 16, 33)] == [1, 8, 8, 16, 16, 64]
+    cmd = server_command("/py", "/m", 8000, max_model_len=512, lora_rank=4)
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "8"  # vLLM refuses 4
+    with pytest.raises(ConfigError):
+        max_lora_rank(1024)
 
 
 def test_prefix_cache_counters_from_prometheus_text():

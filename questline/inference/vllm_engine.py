@@ -202,7 +202,7 @@ class VLLMEngine:
 
     def update_weights(self, state_dict: dict | None = None) -> None:
         raise EngineError("VLLMEngine: weights change through reload_weights(dir) or load_lora(dir) "
-                          "(questline.inference.sync.WeightSync does both)")
+                          "(questline.train.engine.VLLMPolicyEngine.sync does both)")
 
     # ------------------------------------------------------------------ weights
     def reset_prefix_cache(self) -> None:

@@ -66,6 +66,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# the ranks vLLM's --max-lora-rank accepts (vllm.config.lora.MaxLoRARanks)
+MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def max_lora_rank(rank: int) -> int:
+    """The smallest --max-lora-rank vLLM accepts that serves adapters of `rank`."""
+    for allowed in MAX_LORA_RANKS:
+        if rank <= allowed:
+            return allowed
+    raise ConfigError(f"LoRA rank {rank}: vLLM serves ranks up to {MAX_LORA_RANKS[-1]}")
+
+
 def server_command(python: str, model_dir: str | Path, port: int, *, max_model_len: int, dtype: str = "float32",
                    block_size: int | None = 32, lora_rank: int | None = None, served_name: str = "policy",
                    extra_args: tuple[str, ...] = ()) -> list[str]:
@@ -79,7 +91,7 @@ def server_command(python: str, model_dir: str | Path, port: int, *, max_model_l
     if block_size:
         cmd += ["--block-size", str(block_size)]
     if lora_rank:
-        cmd += ["--enable-lora", "--max-lora-rank", str(lora_rank), "--max-loras", "2"]
+        cmd += ["--enable-lora", "--max-lora-rank", str(max_lora_rank(lora_rank)), "--max-loras", "2"]
     return cmd + list(extra_args)
 
 

@@ -10,7 +10,8 @@ call, `.sync(model, probe)` makes it sample from `model`'s current weights.
   the server reload them in place (`/collective_rpc reload_weights`, then the
   prefix cache is dropped); `sync: lora` saves the peft adapter and hot-loads it
   under a new name (the old one is unloaded). After the first `check_first_n`
-  syncs (and every `check_every`-th) the server scores `probe` ids and its
+  syncs, the first `check_first_n` after RL starts (`restart_checks`), and every
+  `check_every`-th, the server scores `probe` ids and its
   logprobs must equal the trainer's within `check_tol`: a server that did not
   take the new weights is an `EngineError`, never a silent off-policy run.
 
@@ -112,6 +113,9 @@ class HFPolicyEngine:
         self.engine.update_weights()  # the engine shares the model: just drop stale caches
         return {}
 
+    def restart_checks(self) -> None:
+        pass
+
     def cache_counters(self) -> dict | None:
         return None
 
@@ -133,6 +137,8 @@ class VLLMPolicyEngine:
         variables for a server launched here (a replica's CUDA_VISIBLE_DEVICES)."""
         self.cfg, self.tokenizer, self.dir = cfg, tokenizer, Path(work_dir)
         self.syncs = 0
+        self._stage_syncs = 0  # syncs since restart_checks(): the first check_first_n are checked
+        self._weights = None  # the last full weights directory the server loaded
         self.server = None
         self._adapter_base = None  # the peft policy whose base weights the server holds
         lora = cfg.sync == "lora"
@@ -167,9 +173,14 @@ class VLLMPolicyEngine:
     def startup_s(self) -> float:
         return self.server.startup_s if self.server else 0.0
 
+    def restart_checks(self) -> None:
+        """Check the next `check_first_n` syncs again (RL calls this after its first sync,
+        so its first updates are checked even when evaluations used up the first syncs)."""
+        self._stage_syncs = 0
+
     def _due_check(self) -> bool:
         c = self.cfg
-        return self.syncs <= c.check_first_n or bool(c.check_every and self.syncs % c.check_every == 0)
+        return self._stage_syncs <= c.check_first_n or bool(c.check_every and self.syncs % c.check_every == 0)
 
     def sync(self, model, probe: list[int] | None = None) -> dict:
         """Put `model`'s weights on the server; check them when due. Returns timings and the check.
@@ -177,6 +188,7 @@ class VLLMPolicyEngine:
         first when the policy is new: RL adds an adapter on the SFT policy); any other
         model is loaded in full with adapters merged (evaluation after LoRA RL)."""
         self.syncs += 1
+        self._stage_syncs += 1
         t0 = time.perf_counter()
         lora = self.cfg.sync == "lora" and is_lora(model)
         if lora and self._adapter_base is not model:
@@ -192,7 +204,7 @@ class VLLMPolicyEngine:
             t1 = t0 + self._save_s
             self._adapter_base = None
         stats = {"engine_sync_s": time.perf_counter() - t0, "engine_sync_save_s": t1 - t0}
-        self._prune(keep=path)
+        self._prune(keep={path, self._weights})
         if self._due_check():
             stats.update(self.check(model, probe or random_probe(model.config.vocab_size)))
         return stats
@@ -206,6 +218,7 @@ class VLLMPolicyEngine:
             self.engine.post("/v1/unload_lora_adapter", {"lora_name": self.engine.model})
             self.engine.model = self.engine.base_model
         self.engine.reload_weights(str(path))
+        self._weights = path
         return path
 
     def check(self, model, ids: list[int]) -> dict:
@@ -251,9 +264,11 @@ class VLLMPolicyEngine:
                 f"RL iteration {iteration} failed ({failed[0].infra_error}) and were flagged infra_failed; "
                 f"rerun the same command to resume from the last checkpoint")
 
-    def _prune(self, keep: Path) -> None:
-        for old in self.dir.glob("weights-*") if keep.name.startswith("weights") else self.dir.glob("lora-*"):
-            if old != keep:
+    def _prune(self, keep: set) -> None:
+        """Delete the weights and adapters the server no longer needs: all but the last
+        full weights and the adapter in use (a LoRA run's base reload left no stale copy)."""
+        for old in [*self.dir.glob("weights-*"), *self.dir.glob("lora-*")]:
+            if old not in keep:
                 shutil.rmtree(old, ignore_errors=True)
 
     def close(self) -> None:
@@ -278,6 +293,10 @@ class ReplicaPolicyEngine:
         stats = list(self._pool.map(lambda p: p.sync(model, probe), self.replicas))
         self.engine.pins.clear()  # the replicas dropped their caches
         return merge_stats(stats)
+
+    def restart_checks(self) -> None:
+        for p in self.replicas:
+            p.restart_checks()
 
     def cache_counters(self) -> dict | None:
         counts = [p.cache_counters() for p in self.replicas]

@@ -439,6 +439,7 @@ def train_rl(recipe, model, tokenizer, chat, taskset: TaskSet, run_dir: Path, *,
     try:
         if engine is not None:
             engine.sync(policy)  # resumed or changed weights
+            engine.restart_checks()  # the syncs after the first updates are checked (engine.check_first_n)
         if cfg.async_ and par.main and start < end:
             pipeline = _start_pipeline(recipe, engine, policy, tokenizer, chat, taskset, pad_id, run_dir,
                                        use_autocast, start=start, end=end, iterations=iterations)
