@@ -419,6 +419,48 @@ def test_pipeline_starts_its_own_server_evaluates_and_trains_on_it_and_stops_it(
     assert ("--enable-lora" in started[0].cmd) == (sync == "lora")
 
 
+def test_a_run_whose_server_dies_stops_clearly_and_rerunning_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    """The server the run started is SIGKILLed before RL iteration 1's rollout: the episodes
+    are flagged, the run stops with an EngineError that says to rerun; the same recipe
+    run again starts a new server and resumes from the iteration-0 checkpoint."""
+    from questline.train import engine as engine_module
+    from questline.train import rl as rl_module
+    from questline.train.pipeline import Pipeline
+    started = []
+
+    class Recorded(VLLMServer):
+        def start(self):
+            started.append(self)
+            return super().start()
+
+    monkeypatch.setattr(engine_module, "VLLMServer", Recorded)
+    recipe = recipe_from_dict({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.25},
+                               "run": {"checkpoint_every": 1},
+                               "engine": {"kind": "vllm", "python": _python(), "retries": 1, "timeout_s": 20}},
+                              [f"run.dir={tmp_path}"])
+    collect = rl_module.collect
+
+    def collect_after_a_crash(engine, chat, taskset, it, *args, **kw):
+        if it == 1:
+            os.kill(started[-1].proc.pid, signal.SIGKILL)
+            started[-1].proc.wait()
+        return collect(engine, chat, taskset, it, *args, **kw)
+
+    monkeypatch.setattr(rl_module, "collect", collect_after_a_crash)
+    with pytest.raises(EngineError, match="is down.*rerun the same command"):
+        Pipeline(recipe).run()
+    monkeypatch.setattr(rl_module, "collect", collect)
+    log = (tmp_path / "train.log").read_text()
+    Pipeline(recipe).run()
+    rl = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+          if json.loads(line)["stage"] == "rl"]
+    assert [m["step"] for m in rl] == [0, 1, 2]  # iteration 0 kept, 1 and 2 after the resume
+    assert all(m["infra_failed"] == 0 for m in rl)  # the flagged iteration was never logged
+    resumed = (tmp_path / "train.log").read_text()[len(log):]
+    assert "iter-000000" in resumed or "resum" in resumed.lower()
+    assert len(started) == 2 and not any(group_pids(srv.proc.pid) for srv in started)  # both stopped
+
+
 def test_cli_eval_on_a_running_vllm_server(server, policy):
     out = subprocess.run(
         [sys.executable, "-m", "questline.cli", "eval", "toy/maze", "--policy", str(policy["dir"]),

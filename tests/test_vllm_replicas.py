@@ -56,9 +56,11 @@ def test_async_rl_on_two_vllm_replicas(servers, policy, tmp_path):  # noqa: F811
     assert done == 3
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["staleness"] for r in rows] == [0, 1, 1]
-    for r in rows[1:]:  # synced from the snapshot before the rollout; checked on both servers
-        assert r["engine_check_max"] < 1e-3 and r["engine_sync_s"] > 0
-        assert "prefix_cache_hit_rate" in r and r["infra_failed"] == 0
+    # a rollout syncs the servers from the snapshot only when a newer version is published
+    # (rollout 1 may start on version 0, one behind); every sync is checked on both servers
+    synced = [r for r in rows if "engine_sync_s" in r]
+    assert synced and all(r["engine_check_max"] < 1e-3 and r["engine_sync_s"] > 0 for r in synced)
+    assert all("prefix_cache_hit_rate" in r and r["infra_failed"] == 0 for r in rows)
     for s, queried in zip(servers, before):  # both replicas served episodes
         with VLLMEngine(s.url) as e:
             assert e.prefix_cache()["queries"] > queried
