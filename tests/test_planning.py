@@ -22,9 +22,12 @@ from questline.envs import generate_tasks, make
 from questline.experiments.recipe import RLConfig, SFTConfig, recipe_from_dict
 from questline.inference import HFEngine
 from questline.models import build_model
+from questline.models.precision import choose_precision
 from questline.rollout import RolloutConfig, rollout
 from questline.train.rl import episode_rewards, train_rl
 from questline.train.sft import train_sft
+
+NATIVE_BF16 = choose_precision().bf16  # bf16 only where the CPU runs it natively (emulated: several x slower)
 
 
 def window_cfg(strategy="dynamic", **kw):
@@ -189,7 +192,7 @@ def test_window_mode_trains_sft_and_rl_without_nans(tmp_path, toy_tokenizer):
     model = build_model("xs", toy_tokenizer, seed=0)
     demos = rollout(None, chat, generate_tasks("toy/maze", 16, "easy", seed=1), window_cfg(), policy="oracle")
     losses = train_sft(model, demos, SFTConfig(epochs=4, batch_size=8, micro_batch_size=8),
-                       pad_id=toy_tokenizer.pad_token_id, seed=0, use_autocast=True)
+                       pad_id=toy_tokenizer.pad_token_id, seed=0, use_autocast=NATIVE_BF16)
     assert len(losses) == 4 * (sum(len(d.turns) for d in demos) // 8) and all(map(math.isfinite, losses))
     assert losses[-1] < 0.5 * losses[0]
     recipe = recipe_from_dict({
@@ -260,7 +263,7 @@ def test_a_given_plan_steers_an_sft_agent():
     demos = rollout(None, chat, train, cfg, policy="oracle")
     model = build_model("xs", tok, seed=0)
     train_sft(model, demos, SFTConfig(epochs=4, lr=3e-3, batch_size=16, micro_batch_size=16),
-              pad_id=tok.pad_token_id, seed=0, use_autocast=True)
+              pad_id=tok.pad_token_id, seed=0, use_autocast=NATIVE_BF16)
     engine = HFEngine(model.eval(), tok.pad_token_id)
     by_dir: dict[str, list] = {}
     for task in generate_tasks("toy/maze", 40, "easy", seed=99):

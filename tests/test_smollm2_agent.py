@@ -5,8 +5,11 @@ import pytest
 from questline.agent import ChatTokens, retokenize_check
 from questline.envs import generate_tasks
 from questline.inference import HFEngine
+from questline.models.precision import choose_precision
 from questline.rollout import RolloutConfig
 from questline.train.evaluate import evaluate
+
+NATIVE_BF16 = choose_precision().bf16  # bf16 only where the CPU runs it natively (emulated: several x slower)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,7 @@ def test_smollm2_zero_shot_eval_in_toy_env(smollm2):
     model, tok = smollm2
     chat = ChatTokens(tok)
     tasks = generate_tasks("toy/shop", 2, "easy", seed=0)
-    engine = HFEngine(model.eval(), tok.pad_token_id, autocast=True)
+    engine = HFEngine(model.eval(), tok.pad_token_id, autocast=NATIVE_BF16)
     res, trajs = evaluate(engine, chat, tasks, RolloutConfig(max_turns=2, max_new_tokens=12))
     assert res.n == 2 and 0.0 <= res.success <= 1.0
     for t in trajs:
