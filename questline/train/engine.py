@@ -243,11 +243,7 @@ class VLLMPolicyEngine:
             return None
 
     def cache_stats(self, before: dict | None) -> dict:
-        """Prefix-cache hit rate (cached / queried prompt tokens) since `before`."""
-        after = self.cache_counters()
-        if before is None or after is None:
-            return {}
-        return {"prefix_cache_hit_rate": hit_rate(before, after)}
+        return cache_stats(before, self.cache_counters())
 
     def raise_if_down(self, iteration: int, trajs) -> None:
         """Episodes the engine failed are flagged infra_failed (left out of every statistic);
@@ -305,10 +301,7 @@ class ReplicaPolicyEngine:
         return {k: sum(c[k] for c in counts) for k in ("queries", "hits")}
 
     def cache_stats(self, before: dict | None) -> dict:
-        after = self.cache_counters()
-        if before is None or after is None:
-            return {}
-        return {"prefix_cache_hit_rate": hit_rate(before, after)}
+        return cache_stats(before, self.cache_counters())
 
     def raise_if_down(self, iteration: int, trajs) -> None:
         for p in self.replicas:
@@ -319,6 +312,13 @@ class ReplicaPolicyEngine:
         self._pool.shutdown()
         for p in self.replicas:
             p.close()
+
+
+def cache_stats(before: dict | None, after: dict | None) -> dict:
+    """Prefix-cache hit rate (cached / queried prompt tokens) between two counter readings."""
+    if before is None or after is None:
+        return {}
+    return {"prefix_cache_hit_rate": hit_rate(before, after)}
 
 
 def merge_stats(stats: list[dict]) -> dict:
