@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test vllm test-vllm bench bench-algorithms lint clean
+.PHONY: install demo test test-scale vllm test-vllm bench bench-algorithms lint clean
 
 # The quickstart needs only the core (about a minute); the tests need every extra.
 $(BASE): pyproject.toml Makefile
@@ -34,7 +34,12 @@ demo: $(BASE)
 PYTEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not vllm" tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not vllm and not scale" tests
+
+# Engine-scale runs, a CI step of their own (.ci/run): torchrun kill/resume, async and FSDP2
+# runs, a Ray cluster, 100 synthesised SWE tasks (~4 min on 2 cores)
+test-scale: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m scale tests
 
 # vLLM (CPU build) lives in its own environment: it pins its own torch and transformers.
 # The engine finds it at .venv-vllm/bin/python (or engine.python / $$QUESTLINE_VLLM_PYTHON).

@@ -168,7 +168,7 @@ def train(recipe: Path, run: Path, env: dict | None = None, watch=None) -> int:
                 os.kill(pid, 9)
 
 
-@pytest.mark.slow
+@pytest.mark.scale
 def test_torchrun_rl_run_is_killed_and_resumes_with_the_metrics_of_an_uninterrupted_run(tmp_path):
     recipe = tmp_path / "dist.yaml"
     recipe.write_text(RECIPE)
@@ -200,7 +200,7 @@ def test_torchrun_rl_run_is_killed_and_resumes_with_the_metrics_of_an_uninterrup
     assert json.loads((run / "results.json").read_text()) == json.loads((full / "results.json").read_text())
 
 
-@pytest.mark.slow
+@pytest.mark.scale
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp2"])
 def test_async_rl_with_two_processes(tmp_path, parallel):
     """rl.async under torchrun: rank 0's rollout thread samples from its snapshot while
@@ -216,7 +216,7 @@ def test_async_rl_with_two_processes(tmp_path, parallel):
     assert all(r["engine_logp_diff_max"] > 1e-4 for r in rows[1:])  # sampled one update behind
 
 
-@pytest.mark.slow
+@pytest.mark.scale
 def test_fsdp2_run_with_sft_kl_and_critic_leaves_hf_checkpoints(tmp_path):
     """FSDP2 through the whole pipeline: SFT, then PPO with a KL reference (sharded too)
     and a critic (its plain copy on the CPU); rank 0's checkpoints load as HF models."""

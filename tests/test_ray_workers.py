@@ -30,7 +30,6 @@ from questline.experiments.recipe import recipe_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
 MINI = {"world": "mini", "days": [3, 5, 7]}
-pytestmark = pytest.mark.slow  # one Ray cluster for the module: about a minute
 
 
 def _netns_ok() -> bool:
@@ -80,6 +79,7 @@ def report(tmp_path_factory):
     return data
 
 
+@pytest.mark.scale  # one Ray cluster for these: about a minute (make test-scale)
 def test_same_seed_same_trajectories_with_0_1_2_workers(report):
     ends = {ep[6] for runs in report["equal"].values() for ep in runs["0"]["episodes"]}
     assert ends == {"", "max_turns", "max_tokens"}  # episodes end in every way the rollout knows
@@ -89,10 +89,12 @@ def test_same_seed_same_trajectories_with_0_1_2_workers(report):
         assert runs["2"] == runs["0"], f"{case}: 2 workers differ from in-process"
 
 
+@pytest.mark.scale
 def test_workers_0_never_imports_ray(report):
     assert report["ray_imported_with_0_workers"] is False
 
 
+@pytest.mark.scale
 def test_killed_actor_flags_its_episodes_and_the_run_goes_on(report):
     k = report["kill"]
     # the second actor hosted episodes 4..7 (two tasks x group 2); it died at turn 2
@@ -105,6 +107,7 @@ def test_killed_actor_flags_its_episodes_and_the_run_goes_on(report):
     assert k["next_rollout_infra"] == 0 and k["next_rollout_n"] == 8  # later episodes use it
 
 
+@pytest.mark.scale
 def test_stuck_actor_times_out_and_is_restarted(report):
     t = report["timeout"]
     assert t["flagged"] == t["hosted"] > 0
@@ -113,6 +116,7 @@ def test_stuck_actor_times_out_and_is_restarted(report):
     assert t["next_rollout_infra"] == 0
 
 
+@pytest.mark.scale
 def test_cluster_listens_on_loopback_only(report):
     net = report["network"]
     assert net["interfaces"] == ["lo"]
@@ -123,6 +127,7 @@ def test_cluster_listens_on_loopback_only(report):
         assert addr.rsplit(":", 1)[0] in ("127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"), addr
 
 
+@pytest.mark.scale
 def test_shutdown_leaves_no_ray_process(report):
     assert report["ray_left_after_shutdown"] == []
     assert report["left_after_exit"] == []

@@ -98,22 +98,29 @@ def test_every_project_passes_its_own_tests_and_has_many_bug_sites(verifier):
 
 
 # ---------------------------------------------------------------- task synthesis
-@pytest.fixture(scope="module")
-def hundred(verifier) -> list[dict]:
+def _generate(verifier, counts) -> list[dict]:
     specs = []
-    for level, n in (("easy", 50), ("medium", 30), ("hard", 20)):
+    for level, n in counts:
         specs += swe_tasks.generate(n, level, seed=7, verifier=verifier)
     return specs
 
 
-def test_hundred_generated_tasks_hold_f2p_p2p_gold_patch_and_oracle(hundred, tmp_path):
-    """Acceptance: on the buggy repository every FAIL_TO_PASS test fails and every
-    PASS_TO_PASS test passes; the gold patch restores the original code; the
-    oracle's episode (its edits are the gold patch) passes every test, reward 1.0."""
-    assert len(hundred) == 100 and len({s["instance_id"] for s in hundred}) == 100
+@pytest.fixture(scope="module")
+def hundred(verifier) -> list[dict]:
+    return _generate(verifier, (("easy", 50), ("medium", 30), ("hard", 20)))
 
+
+@pytest.fixture(scope="module")
+def dozen(verifier) -> list[dict]:
+    return _generate(verifier, (("easy", 4), ("medium", 4), ("hard", 4)))
+
+
+def _problems(specs: list[dict], tmp_path: Path) -> list[str]:
+    """On the buggy repository every FAIL_TO_PASS test fails and every PASS_TO_PASS test
+    passes; the gold patch restores the original code; the oracle's episode (its edits
+    are the gold patch) passes every test, reward 1.0."""
     def check(k: int) -> str | None:
-        spec = hundred[k]
+        spec = specs[k]
         repo = tmp_path / f"t{k}"
         repo.mkdir()
         swe_tasks.materialise(spec, repo)
@@ -134,21 +141,36 @@ def test_hundred_generated_tasks_hold_f2p_p2p_gold_patch_and_oracle(hundred, tmp
         return None
 
     with ThreadPoolExecutor(2) as pool:  # test runs are subprocesses
-        problems = [p for p in pool.map(check, range(len(hundred))) if p]
-    assert problems == []
+        return [p for p in pool.map(check, range(len(specs))) if p]
 
 
-def test_levels_statements_and_operators(hundred):
-    by_level = {lvl: [s for s in hundred if s["level"] == lvl] for lvl in swe_tasks.LEVELS}
+def _check_levels_and_statements(specs: list[dict]) -> None:
+    by_level = {lvl: [s for s in specs if s["level"] == lvl] for lvl in swe_tasks.LEVELS}
     assert all(len(s["files"]) == 2 for s in by_level["hard"])
     assert all(len(s["files"]) == 1 for s in by_level["easy"] + by_level["medium"])
     for s in by_level["easy"]:  # the report shows a call of the buggy function itself
         fn = s["mutations"][0]["function"]
         assert swe_tasks.mentions(s["problem_statement"], fn), s["problem_statement"]
-    for s in hundred:
+    for s in specs:
         text = s["problem_statement"]
         assert "def test_" not in text and "assert " not in text and "tests/" not in text
         assert 1 <= text.count("\n- ") <= swe_tasks.MAX_SYMPTOMS
+
+
+def test_a_dozen_generated_tasks_hold_f2p_p2p_gold_patch_and_oracle(dozen, tmp_path):
+    """make test's sample of the hundred-task check below (same checks, 4 tasks a level)."""
+    assert len({s["instance_id"] for s in dozen}) == 12
+    assert _problems(dozen, tmp_path) == []
+    _check_levels_and_statements(dozen)
+
+
+@pytest.mark.scale  # ~3.5 min on 2 cores: make test-scale
+def test_hundred_generated_tasks_hold_f2p_p2p_gold_patch_and_oracle(hundred, tmp_path):
+    """Acceptance: every one of 100 synthesised tasks holds (see _problems); the levels
+    differ as specified, and they span at least 8 operators and 6 projects."""
+    assert len(hundred) == 100 and len({s["instance_id"] for s in hundred}) == 100
+    assert _problems(hundred, tmp_path) == []
+    _check_levels_and_statements(hundred)
     assert len(Counter(op for s in hundred for op in s["operators"])) >= 8
     assert len({s["project"] for s in hundred}) >= 6
 
