@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForTokenClassification, PreTrainedModel
 
-from questline.train.common import autocast
+from questline.train.common import autocast, causal_mask
 
 
 def build_critic(policy: PreTrainedModel, seed: int = 0) -> PreTrainedModel:
@@ -42,5 +42,5 @@ def token_values(critic: PreTrainedModel, input_ids: torch.Tensor, attention_mas
     """[B, T] V(state before token t): the head's output at position t - 1 (0 at t = 0),
     aligned with `sequence_logprobs` so values[t] pairs with the action token t."""
     with autocast(critic, use_autocast):
-        out = critic(input_ids=input_ids, attention_mask=attention_mask).logits[..., 0]
+        out = critic(input_ids=input_ids, attention_mask=causal_mask(attention_mask)).logits[..., 0]
     return F.pad(out[:, :-1].float(), (1, 0))

@@ -18,8 +18,19 @@ def autocast(model, enabled: bool):
     return torch.autocast(device, dtype=torch.bfloat16)
 
 
+def causal_mask(attention_mask):
+    """None when every row is right-padded (ones, then zeros): in a causal model a real
+    token never attends to the padding after it, so the mask changes nothing for real
+    tokens, and without it SDPA takes its causal kernel (BENCHMARKS.md: SFT steps)."""
+    if attention_mask is None or attention_mask.shape[1] < 2:
+        return attention_mask
+    a = attention_mask.bool()
+    return None if bool(a[:, 0].all() and (a[:, :-1] >= a[:, 1:]).all()) else attention_mask
+
+
 def _head_on_selected(model, input_ids, attention_mask, token_mask):
     sel = token_mask[:, 1:].bool()
+    attention_mask = causal_mask(attention_mask)
     if hasattr(model, "get_base_model"):  # a peft LoRA policy: its HF model holds the adapter layers
         model = model.get_base_model()
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
