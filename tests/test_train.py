@@ -11,7 +11,7 @@ from questline.envs import generate_tasks
 from questline.experiments.recipe import RLConfig, SFTConfig
 from questline.models.precision import choose_precision
 from questline.rollout import RolloutConfig, rollout
-from questline.train.common import make_optimizer, pad_batch
+from questline.train.common import causal_mask, make_optimizer, pad_batch, selected_logits
 from questline.train.rl import batch_logprobs, rl_update
 from questline.train.sft import sft_loss_sum, train_sft
 
@@ -102,3 +102,20 @@ def test_eval_cli_writes_episodes_and_compares_paired(tmp_path, toy_model, toy_t
     assert main(["eval", "toy/maze", "--agent", "oracle", "--against", str(tmp_path / "nope.jsonl")]) == 2
     (tmp_path / "bad.jsonl").write_text('{"x": 1}\n')
     assert main(["eval", "toy/maze", "--agent", "oracle", "--against", str(tmp_path / "bad.jsonl")]) == 2
+
+
+def test_right_padded_batches_train_without_the_mask_and_give_the_same_logits(toy_model):
+    """Training drops the attention mask of right-padded rows (SDPA's causal kernel): the
+    selected logits equal those computed with the mask; left padding keeps it."""
+    lengths = [12, 7, 10]
+    ids = torch.randint(3, 60, (3, 12), generator=torch.Generator().manual_seed(0))
+    attn = (torch.arange(12)[None] < torch.tensor(lengths)[:, None]).long()
+    assert causal_mask(attn) is None and causal_mask(torch.ones(2, 5)) is None
+    left = attn.flip(1)
+    assert causal_mask(left) is left
+    token_mask = attn.float()
+    with torch.no_grad():
+        dropped, targets, sel = selected_logits(toy_model, ids, attn, token_mask)
+        kept = toy_model(input_ids=ids, attention_mask=attn).logits[:, :-1][sel]
+    assert targets.numel() == sum(lengths) - 3
+    assert torch.allclose(dropped, kept, atol=1e-5)
