@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not vllm and not scale" tests
 
 # Engine-scale runs, a CI step of their own (.ci/run): torchrun kill/resume, async and FSDP2
-# runs, a Ray cluster, 100 synthesised SWE tasks (~4 min on 2 cores)
+# runs, a Ray cluster, 100 synthesised SWE tasks (~6 min on 2 cores)
 test-scale: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m scale tests
 
