@@ -382,23 +382,29 @@ TINY = {  # every stage, as small as it gets (as in test_output.py), on a vLLM s
 }
 
 
+@pytest.fixture
+def started(monkeypatch) -> list:
+    """The servers a pipeline starts, in order (the engine's VLLMServer, recorded)."""
+    from questline.train import engine as engine_module
+    servers = []
+
+    class Recorded(VLLMServer):
+        def start(self):
+            servers.append(self)
+            return super().start()
+
+    monkeypatch.setattr(engine_module, "VLLMServer", Recorded)
+    return servers
+
+
 @pytest.mark.parametrize("sync", ["full", "lora"])
-def test_pipeline_starts_its_own_server_evaluates_and_trains_on_it_and_stops_it(tmp_path, monkeypatch, sync):
+def test_pipeline_starts_its_own_server_evaluates_and_trains_on_it_and_stops_it(tmp_path, started, sync):
     """untrained eval, SFT, eval, 3 RL iterations, eval: one server the run starts and stops.
     LoRA: SFT trains an adapter (merged afterwards), RL a fresh one on the SFT policy, so the
     server first reloads the SFT base in full, then hot-loads each RL adapter; the last eval
     syncs the merged policy in full. The default check_first_n (3) checks every RL
     update's sync here, although the evaluations before RL already made 2-3 syncs."""
-    from questline.train import engine as engine_module
     from questline.train.pipeline import Pipeline
-    started = []
-
-    class Recorded(VLLMServer):
-        def start(self):
-            started.append(self)
-            return super().start()
-
-    monkeypatch.setattr(engine_module, "VLLMServer", Recorded)
     lora = {"model": {**TINY["model"], "lora": LORA}} if sync == "lora" else {}
     recipe = recipe_from_dict({**TINY, **lora, "budget": {"episodes": 16, "sft_fraction": 0.25},
                                "engine": {"kind": "vllm", "python": _python(), "sync": sync}},
@@ -419,21 +425,13 @@ def test_pipeline_starts_its_own_server_evaluates_and_trains_on_it_and_stops_it(
     assert ("--enable-lora" in started[0].cmd) == (sync == "lora")
 
 
-def test_a_run_whose_server_dies_stops_clearly_and_rerunning_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+def test_a_run_whose_server_dies_stops_clearly_and_rerunning_resumes_from_its_checkpoint(tmp_path, monkeypatch,
+                                                                                        started):
     """The server the run started is SIGKILLed before RL iteration 1's rollout: the episodes
     are flagged, the run stops with an EngineError that says to rerun; the same recipe
     run again starts a new server and resumes from the iteration-0 checkpoint."""
-    from questline.train import engine as engine_module
     from questline.train import rl as rl_module
     from questline.train.pipeline import Pipeline
-    started = []
-
-    class Recorded(VLLMServer):
-        def start(self):
-            started.append(self)
-            return super().start()
-
-    monkeypatch.setattr(engine_module, "VLLMServer", Recorded)
     recipe = recipe_from_dict({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.25},
                                "run": {"checkpoint_every": 1},
                                "engine": {"kind": "vllm", "python": _python(), "retries": 1, "timeout_s": 20}},
