@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 BASE := $(VENV)/.installed-base
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-scale vllm test-vllm bench bench-algorithms lint clean
+.PHONY: install demo quickstart-policy test test-scale vllm test-vllm bench bench-algorithms lint clean
 
 # The quickstart needs only the core (about a minute); the tests need every extra.
 $(BASE): pyproject.toml Makefile
@@ -27,8 +27,17 @@ $(STAMP): $(BASE)
 
 install: $(STAMP)
 
+# The demo loads the packaged SFT policy (what the quickstart's SFT stage trains on seed 0,
+# 5-13 min of a 2-core CPU) and runs the rest: `questline quickstart` alone trains it too.
 demo: $(BASE)
-	$(BIN)/questline quickstart
+	$(BIN)/questline quickstart sft.policy=packaged:quickstart-sft
+
+# Retrain the packaged policy (after a change to the quickstart's tokenizer, model or demos)
+quickstart-policy: $(BASE)
+	rm -rf runs/quickstart-policy
+	$(BIN)/questline sft quickstart run.dir=runs/quickstart-policy
+	rm -rf questline/policies/quickstart-sft
+	cp -r runs/quickstart-policy/sft questline/policies/quickstart-sft
 
 # one pytest worker per core (tests/conftest.py gives each one torch thread)
 PYTEST_WORKERS ?= 2

@@ -190,6 +190,7 @@ def test_installed_wheel_ships_the_recipes(tmp_path):
     wheel = next((tmp_path / "dist").glob("questline-*.whl"))
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("questline/recipes/")}
     assert shipped == {f"questline/recipes/{p.as_posix()}" for p in CHECKOUT_RECIPES}
+    assert "questline/policies/quickstart-sft/model.safetensors" in zipfile.ZipFile(wheel).namelist()  # make demo's SFT
 
     run(sys.executable, "-m", "venv", "--without-pip", "venv")
     py = tmp_path / "venv" / "bin" / "python"
@@ -202,9 +203,11 @@ def test_installed_wheel_ships_the_recipes(tmp_path):
     assert "usage: questline quickstart" in run(questline, "quickstart", "--help").stdout
     check = ("import questline, questline.cli as c; from questline.experiments.recipe import load_recipe; "
              "print(questline.__file__); print(load_recipe(c.recipe_path('quickstart')).env.name); "
-             "print(load_recipe(c.recipe_path('recipes/toy/maze.yaml')).env.name)")
-    where, quick, maze = run(str(py), "-c", check).stdout.split()
+             "print(load_recipe(c.recipe_path('recipes/toy/maze.yaml')).env.name); "
+             "from questline.models import resolve_policy; print(resolve_policy('packaged:quickstart-sft')[0].num_parameters())")
+    where, quick, maze, params = run(str(py), "-c", check).stdout.split()
     assert Path(where).is_relative_to(tmp_path / "venv") and (quick, maze) == ("travelplanner", "toy/maze")
+    assert int(params) > 1_000_000
 
 
 def test_the_quickstart_needs_only_the_core_install(tmp_path):

@@ -86,6 +86,10 @@ class SFTConfig(_Strict):
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
+    # Load this SFT policy instead of training one (a local HF directory or packaged:<name>,
+    # e.g. packaged:quickstart-sft: what the quickstart's SFT stage trains on seed 0). Its
+    # tokenizer must be the run's own (init/).
+    policy: str | None = None
 
 
 class CriticConfig(_Strict):

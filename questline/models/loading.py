@@ -19,6 +19,8 @@ from transformers.utils import logging as hf_logging
 from questline.core.errors import ConfigError
 
 SMOLLM2 = "smollm2-135m-instruct"
+PACKAGED = "packaged:"  # a policy shipped in questline/policies/, e.g. packaged:quickstart-sft
+PACKAGED_DIR = Path(__file__).resolve().parent.parent / "policies"
 
 
 def offline() -> None:
@@ -87,14 +89,21 @@ def load_policy(
 def resolve_policy(
     spec: str, dtype: torch.dtype = torch.float32
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """`smollm2-135m-instruct` or a path to a local HF model directory."""
+    """`smollm2-135m-instruct`, `packaged:<name>` or a path to a local HF model directory."""
     if spec.lower() == SMOLLM2:
         from questline.models.smollm2 import smollm2_path
 
         return load_policy(smollm2_path(), dtype=dtype)
+    if spec.startswith(PACKAGED):
+        name = spec[len(PACKAGED):]
+        shipped = sorted(p.name for p in PACKAGED_DIR.iterdir() if p.is_dir()) if PACKAGED_DIR.is_dir() else []
+        if name not in shipped:
+            raise ConfigError(f"policy: no packaged policy {name!r} (shipped: {', '.join(shipped) or 'none'})")
+        return load_policy(PACKAGED_DIR / name, dtype=dtype)
     path = Path(spec).expanduser()
     if path.is_dir():
         return load_policy(path, dtype=dtype)
     raise ConfigError(
-        f"policy: unknown model {spec!r}; expected {SMOLLM2!r} or a local HF model directory"
+        f"policy: unknown model {spec!r}; expected {SMOLLM2!r}, '{PACKAGED}<name>' or a local HF "
+        "model directory"
     )

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from questline.agent import ChatTokens
 from questline.core import derive_seed
+from questline.core.errors import ConfigError
 from questline.data import TaskSet, split_budget, write_jsonl
 from questline.data.corpus import oracle_texts
 from questline.envs import env_class
@@ -194,6 +195,9 @@ class Pipeline:
             return
         if problem != "missing":
             self.say(f"[yellow]sft/ is incomplete ({problem}): SFT runs again[/yellow]")
+        if self.recipe.sft.policy:
+            self.load_sft_policy(sft_dir)
+            return
         # SFT keeps no mid-way checkpoints (cheap at our scale): a killed SFT starts
         # over from init/ and its logged steps go.
         logger = MetricsLogger(self.run_dir, "sft") if self.main else None
@@ -231,6 +235,20 @@ class Pipeline:
                      f"rollout.max_turns={self.recipe.rollout.max_turns} too short?): the SFT policy is "
                      "the initial one[/yellow]")
         self.say(f"sft: {len(demos)} demonstrations, {time.perf_counter() - t0:.0f}s")
+
+    def load_sft_policy(self, sft_dir) -> None:
+        """sft.policy: a trained SFT policy stands in for the SFT stage (copied to sft/)."""
+        spec = self.recipe.sft.policy
+        model, tok = resolve_policy(spec)
+        if tok.get_vocab() != self.tokenizer.get_vocab():
+            raise ConfigError(f"sft.policy: {spec} has another tokenizer than this run's init/ (trained for "
+                              "another recipe or Questline version); set sft.policy=null to train SFT here")
+        if self.main:
+            with atomic_dir(sft_dir) as tmp:
+                save_policy(model, tok, tmp)
+        self.par.barrier()  # sft/ is written
+        self.model = model.to(self.par.device)
+        self.say(f"SFT: loaded {spec} instead of training it (sft.policy; sft.policy=null trains it here)")
 
     def rl(self, n_episodes: int, stop_after: int | None = None) -> int:
         per_iter = self.recipe.rl.tasks_per_iter * self.recipe.rl.group_size
