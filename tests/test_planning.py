@@ -340,3 +340,28 @@ def test_planning_report_table_markdown_and_png(tmp_path):
     assert md[0].startswith("| variant | seed | stage | progression") and len(md) == 2 + 4
     assert "| dynamic | 0 | SFT+RL | 0.300 | 0.400 | 0.25 | 90.0 | 7.5 |" in md
     assert png.exists() and png.stat().st_size > 1000
+
+
+def test_expert_plans_steer_each_episode_from_its_own_task(toy_tokenizer):
+    """eval.steer: expert: every episode starts from its task's expert plan (the next
+    oracle moves from the start), placed in context before the policy's first action."""
+    from questline.agent.plan_synth import expert_plan
+    chat = ChatTokens(toy_tokenizer)
+    engine = HFEngine(build_model("xs", toy_tokenizer, seed=0).eval(), toy_tokenizer.pad_token_id)
+    tasks = generate_tasks("toy/maze", 6, "medium", seed=5)
+    cfg = RolloutConfig(max_turns=1, max_new_tokens=4, temperature=0.0, planning=PlanningConfig("dynamic"))
+    trajs = rollout(engine, chat, tasks, cfg, given_plan=expert_plan)
+    for task, traj in zip(tasks, trajs):
+        env = make("toy/maze")
+        env.reset(task)
+        want = expert_plan(env)
+        assert len(want.split(", ")) == 3  # the oracle's next three moves
+        assert traj.turns[0].action.startswith(f"<plan>{want}</plan>")
+    assert len({t.turns[0].action.split("</plan>")[0] for t in trajs}) > 1  # a plan per task
+
+
+def test_eval_steer_needs_local_envs():
+    from questline.core import ConfigError
+    with pytest.raises(ConfigError, match="eval.steer: the expert's plan reads the environment"):
+        recipe_from_dict({"env": {"name": "toy/maze"}, "model": {"preset": "xs"}},
+                         ["eval.steer=expert", "rollout.workers=2"])

@@ -61,6 +61,12 @@ def plan_text(env, horizon: int) -> tuple[str, int]:
     return ", ".join(steps), len(steps)
 
 
+def expert_plan(env, horizon: int = 3) -> str:
+    """Steering with a plan a person would write: the expert's plan for the episode's start
+    (call after reset)."""
+    return plan_text(env, horizon)[0]
+
+
 class SyntheticPlanner:
     """Writes one episode's oracle replies with plan blocks at the chosen turns."""
 

@@ -234,6 +234,9 @@ class EvalConfig(_Strict):
     # held-out tasks for the untrained row, every k-th so the difficulty mix holds (None:
     # all). An untrained policy writes to its token limit every turn: the slowest row.
     untrained_size: int | None = Field(None, gt=0)
+    # Steering: "expert" starts every held-out episode from the expert's plan for its task
+    # (the oracle's look-ahead, planning.horizon steps: a stand-in for a person's plan)
+    steer: Literal["none", "expert"] = "none"
 
 
 class TrainConfig(_Strict):
@@ -322,6 +325,9 @@ class Recipe(_Strict):
         if self.rl.async_ and self.rl.tis_cap is None:
             raise ValueError("rl.async: true trains on samples of an older policy and needs the importance-"
                              "weight correction: set rl.tis_cap (e.g. 2.0)")
+        if self.eval.steer != "none" and self.rollout.workers:
+            raise ValueError("eval.steer: the expert's plan reads the environment, so it needs environments "
+                             "in this process (rollout.workers=0)")
         return self
 
     @property

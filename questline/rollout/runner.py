@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -100,12 +101,13 @@ def rollout(
     env_cfg: dict | None = None,
     policy: str = "model",
     progress=None,
-    given_plan: str | None = None,
+    given_plan: str | Callable | None = None,
     on_episode=None,
 ) -> list[Trajectory]:
     """`progress`, when given, is called with the number of episodes just finished,
     `on_episode` with each finished trajectory (episodes that failed to start included).
-    `given_plan` (steering) is placed in context as the current plan at the first turn."""
+    `given_plan` (steering) is placed in context as the current plan at the first turn: a
+    text, or a function of the freshly reset env (a plan per task, e.g. `expert_plan`)."""
     remote = None
     if cfg.workers > 0:  # environments in Ray actors (questline.rollout.workers)
         from questline.rollout.workers import RemoteEpisodes
@@ -139,12 +141,15 @@ def rollout(
 
 
 def start_episode(task: Task, g: int, k: int, chat: ChatTokens, cfg: RolloutConfig, *, seed: int = 0,
-                  env_cfg: dict | None = None, policy: str = "model", given_plan: str | None = None) -> _Episode:
+                  env_cfg: dict | None = None, policy: str = "model",
+                  given_plan: str | Callable | None = None) -> _Episode:
     """Build the env, reset it and write the first prompt (full mode)."""
     env = make(task.env, **(env_cfg or {}))
     e = new_episode(env, task, g, cfg, given_plan, synthetic_planner(cfg, policy, seed, g, k, task))
     try:
         obs = env.reset(task)
+        if callable(given_plan):
+            e.planner.give(given_plan(env))
     except Exception as err:  # an env that cannot start is an infra failure
         return fail_start(e, f"reset: {err!r}")
     return begin_episode(e, obs, chat, cfg, f"{seed}/{g}/{k}/{task.id}")
@@ -157,7 +162,7 @@ def synthetic_planner(cfg: RolloutConfig, policy: str, seed: int, g: int, k: int
     return SyntheticPlanner(cfg.planning, random.Random(derive_seed(seed, "plan-synth", g, k, task.id)))
 
 
-def new_episode(env, task: Task, g: int, cfg: RolloutConfig, given_plan: str | None,
+def new_episode(env, task: Task, g: int, cfg: RolloutConfig, given_plan: str | Callable | None,
                 synth: SyntheticPlanner | None) -> _Episode:
     """An episode not yet reset: its system prompt (the env's instructions) and plan memory."""
     system, planner = env.instructions, None
@@ -165,7 +170,7 @@ def new_episode(env, task: Task, g: int, cfg: RolloutConfig, given_plan: str | N
         planner = PlanTracker(cfg.planning or PlanningConfig("never"))
         if cfg.planning is not None:
             system = f"{system}\n\n{instructions(cfg.planning)}" if system else instructions(cfg.planning)
-        if given_plan:
+        if isinstance(given_plan, str):
             planner.give(given_plan)
     return _Episode(env, Trajectory(task=task, system=system, group=g), "", planner, synth)
 

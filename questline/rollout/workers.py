@@ -237,7 +237,9 @@ class RemoteEpisodes:
         self.placement: list[tuple[_Host, list]] = []  # each actor's episodes
 
     def start(self, tasks: list[Task], group_size: int, chat, *, seed: int, policy: str,
-              given_plan: str | None) -> list:
+              given_plan) -> list:
+        if callable(given_plan):  # it reads the env, which lives in another process here
+            raise ConfigError("a plan per task (eval.steer) needs environments in this process (rollout.workers=0)")
         slots = [(task, g, k) for g, task in enumerate(tasks) for k in range(group_size)]
         pending = []
         for host, block in zip(self.workers.hosts, blocks(len(slots), len(self.workers.hosts))):

@@ -136,7 +136,7 @@ def summarise(trajs: list[Trajectory]) -> EvalResult:
 
 def evaluate(engine, chat, tasks, cfg: RolloutConfig, *, greedy: bool = True,
              temperature: float = 1.0, seed: int = 0, env_cfg: dict | None = None,
-             progress=None, policy: str = "model", given_plan: str | None = None,
+             progress=None, policy: str = "model", given_plan=None,
              on_episode=None) -> tuple[EvalResult, list[Trajectory]]:
     """`on_episode(traj)` is called as each episode finishes (`episode_writer` streams them to a file)."""
     cfg = replace(cfg, temperature=0.0 if greedy else temperature, top_p=1.0)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from functools import partial
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from questline.agent import ChatTokens
+from questline.agent.plan_synth import expert_plan
 from questline.core import derive_seed
 from questline.core.errors import ConfigError
 from questline.data import TaskSet, split_budget, write_jsonl
@@ -163,6 +165,9 @@ class Pipeline:
         if stage == "untrained" and n:
             tasks = tasks[::math.ceil(len(tasks) / n)]
         out, first = {}, None
+        steer = None  # eval.steer: expert: each episode starts from its task's expert plan
+        if self.recipe.eval.steer == "expert":
+            steer = partial(expert_plan, horizon=self.recipe.planning.horizon if self.recipe.planning else 3)
         modes = [m for m, on in (("greedy", self.recipe.eval.greedy), ("sampled", self.recipe.eval.sampled)) if on]
         for mode in modes:
             with self.progress() as bar:
@@ -170,12 +175,13 @@ class Pipeline:
                 res, trajs = evaluate(engine, self.chat, tasks, rollout_config(self.recipe),
                                       greedy=mode == "greedy", temperature=self.recipe.eval.temperature,
                                       seed=derive_seed(self.recipe.seed, "eval", stage),
-                                      env_cfg=self.recipe.env.config,
+                                      env_cfg=self.recipe.env.config, given_plan=steer,
                                       progress=lambda k, job=job: bar.advance(job, k))
             out[mode] = res.to_dict()
             write_jsonl(self.run_dir / f"eval_{stage}_{mode}.jsonl", [t.to_dict() for t in trajs])
             first = first or res
             self.say(f"{stage:>10} {mode:>7}: success {res}  score {res.score:.3f}  "
+                     + ("steered by expert plans  " if steer else "") +
                      f"by difficulty {json.dumps({k: round(v, 3) for k, v in res.by_difficulty.items()})}")
             if left_out := infra_summary(trajs):
                 self.say(f"[red]{stage:>10} {mode:>7}: {left_out} (eval_{stage}_{mode}.jsonl has the errors)[/red]")
