@@ -102,6 +102,8 @@ class HFEngine:
         self.tokens_forwarded = 0  # real (non-pad) ids pushed through the model
         self.padded_forwarded = 0  # pad slots computed alongside them
         self._cache_kw = cache_argument(model)
+        # the prefill needs each row's last logits only: not b x n x vocab of them
+        self._last_logits = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
     @property
     def device(self) -> torch.device:
@@ -153,7 +155,9 @@ class HFEngine:
         new_len = [len(p) - c for p, (c, _) in zip(prompts, reuse)]
         p_max, n_max = max(past_len), max(new_len)
 
-        # Batched cache: cached prefixes left-padded to p_max, with room for this call.
+        # Batched cache: cached prefixes left-padded to p_max, with room for this call. The new
+        # tokens are left-padded to n_max after it, so every row's last token is the last column
+        # (the holes between are masked; positions are explicit).
         cache = DynamicCache()
         cache.layer_class_to_replicate = lambda: _GrowingLayer(reserve=n_max + params.max_new_tokens)
         if p_max > 0:
@@ -169,16 +173,18 @@ class HFEngine:
         attn = torch.zeros(b, p_max + n_max, dtype=torch.long, device=dev)
         ids = torch.full((b, n_max), self.pad_id, dtype=torch.long, device=dev)
         for i, (p, c) in enumerate(zip(prompts, past_len)):
-            attn[i, p_max - c : p_max + new_len[i]] = 1
-            ids[i, : new_len[i]] = torch.tensor(p[c:], device=dev)
-        pos = torch.tensor(past_len, device=dev)[:, None] + torch.arange(n_max, device=dev)[None]
+            attn[i, p_max - c : p_max] = 1
+            attn[i, p_max + n_max - new_len[i] :] = 1
+            ids[i, n_max - new_len[i] :] = torch.tensor(p[c:], device=dev)
+        lead = torch.tensor([n_max - n for n in new_len], device=dev)[:, None]  # pad slots before the new tokens
+        pos = (torch.tensor(past_len, device=dev)[:, None] + torch.arange(n_max, device=dev)[None] - lead).clamp(min=0)
         with self._autocast():
             out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True,
-                             **{self._cache_kw: cache})
+                             **{self._cache_kw: cache}, **self._last_logits)
         cache = getattr(out, self._cache_kw)
         self.tokens_forwarded += sum(new_len)
         self.padded_forwarded += b * n_max - sum(new_len)
-        logits = out.logits[torch.arange(b, device=dev), torch.tensor(new_len, device=dev) - 1]
+        logits = out.logits[:, -1]
         next_pos = torch.tensor([c + n for c, n in zip(past_len, new_len)], device=dev)
 
         out_ids: list[list[int]] = [[] for _ in range(b)]
