@@ -167,7 +167,7 @@ class Pipeline:
         out, first = {}, None
         steer = None  # eval.steer: expert: each episode starts from its task's expert plan
         if self.recipe.eval.steer == "expert":
-            steer = partial(expert_plan, horizon=self.recipe.planning.horizon if self.recipe.planning else 3)
+            steer = partial(expert_plan, horizon=self.recipe.planning.horizon) if self.recipe.planning else expert_plan
         modes = [m for m, on in (("greedy", self.recipe.eval.greedy), ("sampled", self.recipe.eval.sampled)) if on]
         for mode in modes:
             with self.progress() as bar:
