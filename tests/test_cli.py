@@ -99,16 +99,17 @@ def test_sweep_variant_errors_name_the_variant(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ctrl_c_in_train_says_rerun_resumes(tmp_path):
-    """A real SIGINT once the run has started (init/ written: it trains or evaluates): exit 130
-    and how to resume, no traceback. (Sent while init/ was still being built, the SIGINT was
-    lost in two fresh-clone runs; cause not found, see BENCHMARKS.md "First contact".)"""
+    """A real SIGINT once the run has started: exit 130 and how to resume, no traceback.
+    The child gets SIGINT's default disposition: a pytest worker may run with SIGINT ignored
+    (something earlier in the session set it), and a child inherits that across exec."""
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "questline.cli", "train", "toy/maze", f"run.dir={run_dir}",
                              "run.progress=false", "data.train_size=50", "data.eval_size=30"],
-                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
-    while not (run_dir / "init" / "complete.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (run_dir / "recipe.yaml").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
