@@ -50,13 +50,16 @@ def test_each_takeaway_runs_at_toy_size_to_its_row(name, tmp_path):
     already validated by loading the sweep); the other comparisons say "not run"."""
     t, _ = load_takeaway(name)
     first = t.comparisons[0]
+    sides = {first.a, first.b}  # "variant" or "variant@out-of-domain set"
+    ran_variants = list(dict.fromkeys(side.split("@")[0] for side in sides))
     row = reproduce(name, root=tmp_path / "runs", out=tmp_path / "out", toy=True, seeds=[0],
-                    variants=[first.a, first.b])
+                    variants=ran_variants)
     assert [c["label"] for c in row["comparisons"]] == [c.label or f"{c.a} vs {c.b}" for c in t.comparisons]
     ran = row["comparisons"][0]
     assert ran["seeds"] == 1 and ran["verdict"] in ("reproduced", "opposite", "inconclusive")
-    assert all(c["verdict"] == "not run" for c in row["comparisons"][1:] if {c["a"], c["b"]} - {first.a, first.b})
-    assert set(row["variants"]) == {first.a, first.b}
+    assert all(c["verdict"] == "not run" for c in row["comparisons"][1:]
+               if {c["a"].split("@")[0], c["b"].split("@")[0]} - set(ran_variants))
+    assert sides <= set(row["variants"]) and {k.split("@")[0] for k in row["variants"]} == set(ran_variants)
     md = (tmp_path / "out" / "takeaways.md").read_text()
     assert f"[{name}](takeaways/{name}.png) (toy)" in md and t.claim in md
     assert (tmp_path / "out" / "takeaways" / f"{name}.png").stat().st_size > 5000

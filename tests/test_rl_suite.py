@@ -138,6 +138,25 @@ def test_sweep_shares_sft_and_writes_report(tmp_path):
     assert all(r["rl"] is not None and r["sft"] is not None for r in rows)
 
 
+def test_sweep_in_worker_processes_shares_sft_per_seed(tmp_path):
+    """workers=2: each seed's variants start from that seed's shared SFT (they are submitted
+    when it is done), and the rows come back in sweep order."""
+    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
+                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+    (tmp_path / "sweep.yaml").write_text(
+        "recipe: base.yaml\nname: par\nseeds: [0, 1]\n"
+        "variants:\n  grpo: [rl.advantage=grpo]\n  rloo: [rl.advantage=rloo]\n")
+    rows = run_sweep(load_sweep(tmp_path / "sweep.yaml"), root=tmp_path / "runs", workers=2)
+    assert [(r["variant"], r["seed"]) for r in rows] == [("grpo", 0), ("rloo", 0), ("grpo", 1), ("rloo", 1)]
+    out = tmp_path / "runs" / "par"
+    for seed in (0, 1):
+        base = (out / f"base-s{seed}" / "sft" / "model.safetensors").read_bytes()
+        assert all((out / f"{v}-s{seed}" / "sft" / "model.safetensors").read_bytes() == base for v in ("grpo", "rloo"))
+    assert (out / "base-s0" / "sft" / "model.safetensors").read_bytes() != \
+        (out / "base-s1" / "sft" / "model.safetensors").read_bytes()
+    assert all(r["rl"] is not None for r in rows)
+
+
 def test_sweep_rejects_a_bad_variant_before_training(tmp_path):
     (tmp_path / "base.yaml").write_text(json.dumps(TINY))
     (tmp_path / "sweep.yaml").write_text("recipe: base.yaml\nvariants:\n  x: [rl.advantage=nope]\n")

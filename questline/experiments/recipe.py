@@ -237,6 +237,17 @@ class EvalConfig(_Strict):
     # Steering: "expert" starts every held-out episode from the expert's plan for its task
     # (the oracle's look-ahead, planning.horizon steps: a stand-in for a person's plan)
     steer: Literal["none", "expert"] = "none"
+    # Out-of-domain held-out sets: name -> overrides of env.config (another world, harder
+    # games). The trained stages (sft, rl) are evaluated on each too, as "<stage>@<name>".
+    out_of_domain: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("out_of_domain")
+    @classmethod
+    def _plain_names(cls, sets: dict) -> dict:
+        for name in sets:
+            if not name or "@" in name or "/" in name:
+                raise ValueError(f"set name '{name}' must be non-empty, without '@' or '/'")
+        return sets
 
 
 class TrainConfig(_Strict):
@@ -413,10 +424,10 @@ def recipe_from_dict(data: dict, overrides: list[str] = ()) -> Recipe:
         raise ConfigError(explain(e, Recipe, "recipe")) from None
 
 
-def _merge(base: dict, top: dict) -> dict:
+def deep_merge(base: dict, top: dict) -> dict:
     out = dict(base)
     for k, v in top.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
 
@@ -463,7 +474,7 @@ def read_recipe_yaml(path: str | Path, _seen: tuple = ()) -> dict:
         return data
     if not isinstance(base, str):
         raise ConfigError(f"recipe {path}: 'base' must be a file name, got {base!r}")
-    return _merge(read_recipe_yaml(path.parent / base, _seen + (path.resolve(),)), data)
+    return deep_merge(read_recipe_yaml(path.parent / base, _seen + (path.resolve(),)), data)
 
 
 def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:

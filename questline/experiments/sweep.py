@@ -112,16 +112,22 @@ def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None =
             rows.append(_row(variant, seed, run_dir, results, wall))
     else:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for job, _ in zip(bases, pool.map(_run_job_quietly, bases)):
-                console.print(f"{sweep.name}: shared SFT done ({job[1][-1]})")
-            for *_, run_dir, base_dir, _job in runs:
-                if base_dir is not None:
-                    _seed_from_base(base_dir, run_dir)
-            futures = [pool.submit(_run_job_quietly, job) for *_, job in runs]
-            for (variant, seed, run_dir, _, _), fut in zip(runs, futures):
-                results, wall = fut.result()
+            # a seed's variants start as soon as its shared SFT is done (not after every seed's),
+            # so no worker idles while the last base trains
+            base_of = {pool.submit(_run_job_quietly, job): job for job in bases}
+            futures = {} if shared else {i: pool.submit(_run_job_quietly, run[-1]) for i, run in enumerate(runs)}
+            for done in as_completed(base_of):
+                done.result()
+                base_dir = Path(base_of[done][1][-1].split("=", 1)[1])
+                console.print(f"{sweep.name}: shared SFT done ({base_dir})")
+                for i, (_, _, run_dir, run_base, job) in enumerate(runs):
+                    if run_base == base_dir:
+                        _seed_from_base(base_dir, run_dir)
+                        futures[i] = pool.submit(_run_job_quietly, job)
+            for i, (variant, seed, run_dir, _, _) in enumerate(runs):
+                results, wall = futures[i].result()
                 console.print(f"{sweep.name}: {variant} (seed {seed}) done in {duration(wall)}: {run_dir}")
                 rows.append(_row(variant, seed, run_dir, results, wall))
     write_report(sweep, rows, out_dir, console)
@@ -157,7 +163,7 @@ def _seed_from_base(base_dir: Path, run_dir: Path) -> None:
         if (base_dir / sub).exists() and not (run_dir / sub).exists():
             shutil.copytree(base_dir / sub, run_dir / sub)
     results = json.loads((base_dir / "results.json").read_text())
-    keep = {k: v for k, v in results.items() if k in ("untrained", "sft")}
+    keep = {k: v for k, v in results.items() if k in ("untrained", "sft") or k.startswith("sft@")}
     (run_dir / "results.json").write_text(json.dumps(keep, indent=2))
 
 
@@ -166,7 +172,7 @@ def _row(variant: str, seed: int, run_dir: Path, results: dict, wall: float) -> 
     g = lambda stage: results.get(stage, {}).get("greedy", {})  # noqa: E731
     diff = results.get("rl_minus_sft", {})
     return {"variant": variant, "seed": seed, "run_dir": str(run_dir),
-            "stages": {st: g(st) for st in ("sft", "rl") if g(st)},
+            "stages": {st: g(st) for st in results if st.split("@")[0] in ("sft", "rl") and g(st)},
             "sft": g("sft").get("success"), "rl": g("rl").get("success"),
             "rl_ci": [g("rl").get("ci_low"), g("rl").get("ci_high")],
             "diff": diff.get("diff"), "diff_ci": [diff.get("ci_low"), diff.get("ci_high")],

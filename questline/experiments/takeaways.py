@@ -33,7 +33,9 @@ TAKEAWAYS = Path(__file__).resolve().parent.parent / "recipes" / "takeaways"
 
 
 class Comparison(_Strict):
-    a: str  # variant expected higher (or, with not_higher, expected not to be higher)
+    # a variant expected higher (or, with not_higher, expected not to be higher); "variant@set"
+    # takes its result on the recipe's out-of-domain held-out set `set` (eval.out_of_domain)
+    a: str
     b: str
     expect: Literal["higher", "not_higher"] = "higher"
     label: str = ""
@@ -63,10 +65,24 @@ def load_takeaway(name: str) -> tuple[Takeaway, Path]:
     except ValidationError as e:
         raise ConfigError(explain(e, Takeaway, f"takeaway {path}")) from None
     for c in t.comparisons:
-        for v in (c.a, c.b):
+        for side in (c.a, c.b):
+            v = side.split("@")[0]
             if v not in t.sweep.get("variants", {}):
                 raise ConfigError(f"takeaway {path}: comparison names variant '{v}', which the sweep lacks")
     return t, path
+
+
+def check_eval_sets(t: Takeaway, sweep: Sweep, where: str) -> None:
+    """Every "variant@set" of a comparison names an out-of-domain set its variant's recipe has."""
+    from questline.experiments.recipe import load_recipe
+    for c in t.comparisons:
+        for side in (c.a, c.b):
+            v, _, eval_set = side.partition("@")
+            if eval_set and v in sweep.variants:
+                sets = load_recipe(sweep.recipe, sweep.overrides + sweep.variants[v]).eval.out_of_domain
+                if eval_set not in sets:
+                    raise ConfigError(f"{where}: comparison '{side}': variant '{v}' has no eval.out_of_domain "
+                                      f"set '{eval_set}' (it has: {', '.join(sets) or 'none'})")
 
 
 def takeaway_sweep(name: str, overrides: list[str] = (), toy: bool = False,
@@ -83,28 +99,38 @@ def takeaway_sweep(name: str, overrides: list[str] = (), toy: bool = False,
             raise ConfigError(f"takeaway {name}: no variant {unknown} (it has {', '.join(spec['variants'])})")
         spec["variants"] = {v: spec["variants"][v] for v in variants}
     sweep = sweep_from_mapping(spec, path.parent, (t.toy if toy else []) + list(overrides), f"takeaway {path}")
+    check_eval_sets(t, sweep, f"takeaway {path}")
     return t, sweep
 
 
-def final_stage(run: dict) -> dict:
-    """The held-out result of the run's last stage (RL, else SFT)."""
-    stages = run.get("stages", {})
-    return stages.get("rl") or stages.get("sft") or {}
+def final_stage(run: dict, eval_set: str = "") -> dict:
+    """The held-out result of the run's last stage (RL, else SFT), on the in-domain
+    held-out set or on the out-of-domain set `eval_set`."""
+    stages, at = run.get("stages", {}), f"@{eval_set}" if eval_set else ""
+    return stages.get(f"rl{at}") or stages.get(f"sft{at}") or {}
+
+
+def side_results(rows: list[dict], side: str) -> dict[int, dict[str, float]]:
+    """seed -> per-task held-out success of one comparison side ("variant" or "variant@set")."""
+    variant, _, eval_set = side.partition("@")
+    out = {r["seed"]: final_stage(r, eval_set).get("per_task", {}) for r in rows if r["variant"] == variant}
+    return {s: per_task for s, per_task in out.items() if per_task}
 
 
 def compare(rows: list[dict], c: Comparison) -> dict:
-    """A - B on held-out success, pooled over the seeds both variants ran."""
-    from questline.train.evaluate import pooled_paired_interval
-    by = {(r["variant"], r["seed"]): final_stage(r).get("per_task", {}) for r in rows}
-    seeds = sorted({s for v, s in by if v == c.a} & {s for v, s in by if v == c.b})
-    pairs = [(by[(c.b, s)], by[(c.a, s)]) for s in seeds if by[(c.a, s)] and by[(c.b, s)]]
+    """A - B on held-out success, pooled over the seeds both sides ran: paired over the
+    tasks both played, or unpaired when the two sides ran different tasks (two settings)."""
+    from questline.train.evaluate import pooled_paired_interval, pooled_unpaired_interval
+    a, b = side_results(rows, c.a), side_results(rows, c.b)
+    pairs = [(b[s], a[s]) for s in sorted(set(a) & set(b))]
+    head = {"label": c.label or f"{c.a} vs {c.b}", "a": c.a, "b": c.b, "expect": c.expect}
     if not pairs:
-        return {"label": c.label or f"{c.a} vs {c.b}", "a": c.a, "b": c.b, "expect": c.expect, "seeds": 0,
-                "verdict": "not run"}
-    diff, lo, hi = pooled_paired_interval(pairs)
-    per_seed = [sum(a.values()) / len(a) - sum(b.values()) / len(b) for b, a in pairs]
-    return {"label": c.label or f"{c.a} vs {c.b}", "a": c.a, "b": c.b, "expect": c.expect, "seeds": len(pairs),
-            "diff": diff, "ci": [lo, hi], "per_seed": per_seed, "verdict": verdict(c.expect, diff, lo, hi)}
+        return {**head, "seeds": 0, "verdict": "not run"}
+    paired = all(set(pb) == set(pa) for pb, pa in pairs)
+    diff, lo, hi = (pooled_paired_interval if paired else pooled_unpaired_interval)(pairs)
+    per_seed = [sum(pa.values()) / len(pa) - sum(pb.values()) / len(pb) for pb, pa in pairs]
+    return {**head, "seeds": len(pairs), "paired": paired, "diff": diff, "ci": [lo, hi], "per_seed": per_seed,
+            "verdict": verdict(c.expect, diff, lo, hi)}
 
 
 def verdict(expect: str, diff: float, lo: float, hi: float) -> str:
@@ -119,19 +145,21 @@ def takeaway_row(name: str, t: Takeaway, rows: list[dict], toy: bool, wall: floa
     comps = [compare(rows, c) for c in t.comparisons]
     return {"takeaway": name, "study": t.study, "claim": t.claim, "paper": t.paper, "setting": t.setting,
             "toy": toy, "seeds": sorted({r["seed"] for r in rows}), "comparisons": comps,
-            "variants": variant_means(rows),
+            "variants": variant_means(rows, [side for c in t.comparisons for side in (c.a, c.b)]),
             "wall_seconds": wall, "workers": workers}
 
 
-def variant_means(rows: list[dict]) -> dict[str, dict]:
-    """Per variant: mean final held-out success over seeds, and each seed's."""
+def variant_means(rows: list[dict], sides: list[str] = ()) -> dict[str, dict]:
+    """Per variant (in domain) and per out-of-domain comparison side ("variant@set"): mean
+    final held-out success over seeds, and each seed's."""
     out: dict[str, dict] = {}
-    for r in rows:
-        s = final_stage(r).get("success")
-        if s is not None:
-            out.setdefault(r["variant"], {"per_seed": []})["per_seed"].append(s)
-    for v in out.values():
-        v["mean"] = sum(v["per_seed"]) / len(v["per_seed"])
+    keys = list(dict.fromkeys([r["variant"] for r in rows] + [s for s in sides if "@" in s]))
+    for key in keys:
+        variant, _, eval_set = key.partition("@")
+        per_seed = [final_stage(r, eval_set).get("success") for r in rows if r["variant"] == variant]
+        per_seed = [s for s in per_seed if s is not None]
+        if per_seed:
+            out[key] = {"per_seed": per_seed, "mean": sum(per_seed) / len(per_seed)}
     return out
 
 
@@ -157,12 +185,18 @@ def takeaways_markdown(data: dict) -> str:
              "test-sized runs, not evidence.", "",
              "| takeaway | claim | paper | our setting | comparison: A - B, pts [95% CI] (per seed) | verdict "
              "| seeds | wall time (processes) |", "|---|---|---|---|---|---|---|---|"]
-    for name in sorted(data):
+    for name in sorted(set(data) | set(list_takeaways())):
+        if name not in data:  # never run into this report
+            t, _ = load_takeaway(name)
+            lines.append(f"| {name} | {t.claim} | {t.paper} | {t.setting} | not run into this report yet "
+                         f"(`questline reproduce {name}`) | not run | 0 | |")
+            continue
         r = data[name]
         for i, c in enumerate(r["comparisons"]):
             cell = f"{c['label']}: not run" if not c["seeds"] else (
                 f"{c['label']}: {diff_cell(c['diff'], *c['ci'])} ("
-                + " ".join(f"{d * 100:+.1f}" for d in c["per_seed"]) + ")")
+                + " ".join(f"{d * 100:+.1f}" for d in c["per_seed"]) + ")"
+                + ("" if c.get("paired", True) else ", unpaired: different tasks"))
             head = (f"[{name}](takeaways/{name}.png){' (toy)' if r['toy'] else ''}", r["claim"], r["paper"],
                     r["setting"]) if i == 0 else ("", "", "", "")
             tail = (str(len(r["seeds"])), f"{duration(r['wall_seconds'])} ({r['workers']})") if i == 0 else ("", "")

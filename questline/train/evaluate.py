@@ -56,6 +56,24 @@ def pooled_paired_interval(runs: list[tuple[dict[str, float], dict[str, float]]]
     return paired_diff_interval(before, after, z)
 
 
+def pooled_unpaired_interval(runs: list[tuple[dict[str, float], dict[str, float]]], z: float = 1.96):
+    """(mean difference, low, high) of mean(after) - mean(before) when the two sides ran
+    different tasks (e.g. two task settings): every (run, task) value of a side is one
+    sample, and the interval is the two-sample normal approximation."""
+    before = [v for b, _ in runs for v in b.values()]
+    after = [v for _, a in runs for v in a.values()]
+    if len(before) < 2 or len(after) < 2:
+        return 0.0, -1.0, 1.0
+
+    def mean_var(xs):
+        m = sum(xs) / len(xs)
+        return m, sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+
+    (mb, vb), (ma, va) = mean_var(before), mean_var(after)
+    half = z * math.sqrt(vb / len(before) + va / len(after))
+    return ma - mb, ma - mb - half, ma - mb + half
+
+
 def interval_text(diff: float, lo: float, hi: float) -> str:
     """'95% CI [lo, hi]', or in words what an interval of zero width means (every
     paired task moved by exactly `diff`), so '[+0.0%, +0.0%]' never looks like a bug."""

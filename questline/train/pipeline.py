@@ -21,7 +21,7 @@ from questline.core.errors import ConfigError
 from questline.data import TaskSet, split_budget, write_jsonl
 from questline.data.corpus import oracle_texts
 from questline.envs import env_class
-from questline.experiments.recipe import Recipe, dump_recipe
+from questline.experiments.recipe import Recipe, deep_merge, dump_recipe
 from questline.models import build_model, load_policy, resolve_policy, save_policy, train_tokenizer
 from questline.models.lora import add_lora
 from questline.models.precision import model_precision
@@ -53,6 +53,21 @@ def task_sets(recipe: Recipe) -> tuple[TaskSet, TaskSet]:
     train = TaskSet(recipe.env.name, d.train_size, d.mix, derive_seed(recipe.seed, "train"),
                     recipe.env.config, exclude=heldout.ids)
     return train, heldout
+
+
+def out_of_domain_sets(recipe: Recipe, train: TaskSet) -> dict[str, tuple[TaskSet, dict]]:
+    """eval.out_of_domain: name -> (held-out tasks, env config) from env.config with the
+    set's overrides merged in (another world, harder games); no training task among them."""
+    d, out = recipe.data, {}
+    for name, overrides in recipe.eval.out_of_domain.items():
+        cfg = deep_merge(recipe.env.config, overrides)
+        try:
+            tasks = TaskSet(recipe.env.name, d.eval_size, d.eval_mix, derive_seed(recipe.seed, "eval", name),
+                            env_class(recipe.env.name).heldout_config(cfg), exclude=train.ids)
+        except ConfigError as e:
+            raise ConfigError(f"eval.out_of_domain.{name}: {e}") from None
+        out[name] = (tasks, cfg)
+    return out
 
 
 def initial_policy(recipe: Recipe, train: TaskSet, say):
@@ -90,6 +105,7 @@ class Pipeline:
         self.console = console or Console()
         self.run_dir = recipe.run_dir
         self.train_set, self.heldout = task_sets(recipe)  # an env config error leaves no run directory
+        self.out_of_domain = out_of_domain_sets(recipe, self.train_set)
         self.par = parallel or init_parallel(recipe)
         self.main = self.par.main
         if self.main:
@@ -150,20 +166,26 @@ class Pipeline:
 
     # ------------------------------------------------------------- stages
     def evaluate(self, stage: str) -> EvalResult:
-        """Held-out evaluation (greedy, and sampled if asked); cached in results.json.
-        Rank 0's job (None elsewhere)."""
+        """Held-out evaluation (greedy, and sampled if asked), then for a trained stage each
+        out-of-domain set's ("<stage>@<name>"); cached in results.json. Rank 0's job (None elsewhere)."""
         if not self.main:
             return None
-        if stage in self.results:
-            res = EvalResult(**self.results[stage]["greedy" if self.recipe.eval.greedy else "sampled"])
-            self.say(f"[dim]{stage}: cached evaluation {res}[/dim]")
-            return res
-        policy = self.policy_engine()
-        policy.sync(self.model)
-        engine = policy.engine
         tasks, n = self.heldout.tasks, self.recipe.eval.untrained_size
         if stage == "untrained" and n:
             tasks = tasks[::math.ceil(len(tasks) / n)]
+        first = self._evaluate_on(stage, tasks, self.recipe.env.config)
+        if stage != "untrained":
+            for name, (ood, cfg) in self.out_of_domain.items():
+                self._evaluate_on(f"{stage}@{name}", ood.tasks, cfg)
+        return first
+
+    def _evaluate_on(self, key: str, tasks: list, env_cfg: dict) -> EvalResult:
+        if key in self.results:
+            res = EvalResult(**self.results[key]["greedy" if self.recipe.eval.greedy else "sampled"])
+            self.say(f"[dim]{key}: cached evaluation {res}[/dim]")
+            return res
+        policy = self.policy_engine()
+        policy.sync(self.model)
         out, first = {}, None
         steer = None  # eval.steer: expert: each episode starts from its task's expert plan
         if self.recipe.eval.steer == "expert":
@@ -171,23 +193,23 @@ class Pipeline:
         modes = [m for m, on in (("greedy", self.recipe.eval.greedy), ("sampled", self.recipe.eval.sampled)) if on]
         for mode in modes:
             with self.progress() as bar:
-                job = bar.add_task(f"eval {stage} ({mode})", total=len(tasks), info="")
-                res, trajs = evaluate(engine, self.chat, tasks, rollout_config(self.recipe),
+                job = bar.add_task(f"eval {key} ({mode})", total=len(tasks), info="")
+                res, trajs = evaluate(policy.engine, self.chat, tasks, rollout_config(self.recipe),
                                       greedy=mode == "greedy", temperature=self.recipe.eval.temperature,
-                                      seed=derive_seed(self.recipe.seed, "eval", stage),
-                                      env_cfg=self.recipe.env.config, given_plan=steer,
+                                      seed=derive_seed(self.recipe.seed, "eval", key),
+                                      env_cfg=env_cfg, given_plan=steer,
                                       progress=lambda k, job=job: bar.advance(job, k))
             out[mode] = res.to_dict()
-            write_jsonl(self.run_dir / f"eval_{stage}_{mode}.jsonl", [t.to_dict() for t in trajs])
+            write_jsonl(self.run_dir / f"eval_{key}_{mode}.jsonl", [t.to_dict() for t in trajs])
             first = first or res
-            self.say(f"{stage:>10} {mode:>7}: success {res}  score {res.score:.3f}  "
+            self.say(f"{key:>10} {mode:>7}: success {res}  score {res.score:.3f}  "
                      + ("steered by expert plans  " if steer else "") +
                      f"by difficulty {json.dumps({k: round(v, 3) for k, v in res.by_difficulty.items()})}")
             if left_out := infra_summary(trajs):
-                self.say(f"[red]{stage:>10} {mode:>7}: {left_out} (eval_{stage}_{mode}.jsonl has the errors)[/red]")
+                self.say(f"[red]{key:>10} {mode:>7}: {left_out} (eval_{key}_{mode}.jsonl has the errors)[/red]")
             if res.planning:
                 self.say(f"{'':>10} planning: {planning_summary(res.planning)}")
-        self.results[stage] = out
+        self.results[key] = out
         self._save_results()
         return first
 
@@ -326,9 +348,9 @@ class Pipeline:
         table = Table(title=f"{self.recipe.name}: held-out success ({len(self.heldout)} tasks, greedy)")
         for col in ("stage", "success", "95% CI", "score", "turns"):
             table.add_column(col)
-        rows = [(s, EvalResult(**self.results[s]["greedy"])) for s in ("untrained", "sft", "rl")
-                if s in self.results and "greedy" in self.results[s]]
-        for stage, res in rows:
+        rows = self._greedy_rows(("untrained", "sft", "rl"))
+        ood = self._greedy_rows([f"{s}@{name}" for name in self.out_of_domain for s in ("sft", "rl")])
+        for stage, res in rows + ood:
             table.add_row(stage, f"{res.success:.1%}", f"[{res.ci_low:.1%}, {res.ci_high:.1%}]",
                           f"{res.score:.3f}", f"{res.turns:.1f}")
         self.console.print(table)
@@ -352,6 +374,19 @@ class Pipeline:
                          f"{_verdict(lo, hi)}")
                 self.results[f"rl_minus_sft_{metric}"] = {"diff": diff, "ci_low": lo, "ci_high": hi, "paired": True}
             self._save_results()
+        got = dict(ood)
+        for name in self.out_of_domain:
+            a, b = got.get(f"sft@{name}"), got.get(f"rl@{name}")
+            if a and b:
+                diff, lo, hi = paired_diff_interval(a.per_task, b.per_task)
+                self.say(f"RL - SFT success out of domain ({name}): {diff:+.1%} "
+                         f"({interval_text(diff, lo, hi)}, paired): {_verdict(lo, hi)}")
+                self.results[f"rl_minus_sft@{name}"] = {"diff": diff, "ci_low": lo, "ci_high": hi, "paired": True}
+                self._save_results()
+
+    def _greedy_rows(self, keys) -> list[tuple[str, EvalResult]]:
+        return [(k, EvalResult(**self.results[k]["greedy"])) for k in keys
+                if k in self.results and "greedy" in self.results[k]]
 
 
 def planning_summary(p: dict) -> str:
