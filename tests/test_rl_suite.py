@@ -157,6 +157,24 @@ def test_sweep_in_worker_processes_shares_sft_per_seed(tmp_path):
     assert all(r["rl"] is not None for r in rows)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_evaluation_only_variant_evaluates_the_trained_policy_without_training(tmp_path, workers):
+    """Two variants that differ only in eval.* share the trained run: the second copies
+    its policy and checkpoints and only evaluates (under its own eval settings)."""
+    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
+                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+    (tmp_path / "sweep.yaml").write_text(
+        "recipe: base.yaml\nname: ev\nseeds: [0]\n"
+        "variants:\n  plain: [rl.lr=1e-3]\n  sampled: [rl.lr=1e-3, eval.sampled=true]\n")
+    rows = run_sweep(load_sweep(tmp_path / "sweep.yaml"), root=tmp_path / "runs", workers=workers)
+    out = tmp_path / "runs" / "ev"
+    trained, evaluated = out / "plain-s0", out / "sampled-s0"
+    assert (evaluated / "metrics.jsonl").read_text() == (trained / "metrics.jsonl").read_text()
+    assert "RL: resuming from" in (evaluated / "train.log").read_text()  # at its last iteration: nothing to train
+    assert (evaluated / "eval_rl_sampled.jsonl").exists() and not (trained / "eval_rl_sampled.jsonl").exists()
+    assert [r["variant"] for r in rows] == ["plain", "sampled"] and rows[1]["rl"] is not None
+
+
 def test_sweep_rejects_a_bad_variant_before_training(tmp_path):
     (tmp_path / "base.yaml").write_text(json.dumps(TINY))
     (tmp_path / "sweep.yaml").write_text("recipe: base.yaml\nvariants:\n  x: [rl.advantage=nope]\n")
@@ -170,3 +188,12 @@ def test_sweep_names_resolve_to_shipped_files(capsys):
     assert sweep_path("algorithms").name == "algorithms.yaml"
     assert main(["sweep", "no-such-sweep"]) == 2
     assert "sweep file not found: no-such-sweep" in capsys.readouterr().err
+
+
+def test_a_sweep_clock_carries_its_time_across_invocations(tmp_path):
+    from questline.experiments.sweep import SweepClock
+    first = SweepClock(tmp_path)
+    first.before = 100.0  # as if an earlier invocation had run 100 s
+    first.save()
+    again = SweepClock(tmp_path)
+    assert 100.0 <= again.before < 110.0 and again.seconds >= again.before

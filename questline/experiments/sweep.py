@@ -79,59 +79,102 @@ def _shares_sft(sweep: Sweep) -> bool:
     return all(o.split("=", 1)[0].startswith(RL_TIME) for ovs in sweep.variants.values() for o in ovs)
 
 
+def _trains_like(ovs: list[str]) -> tuple[str, ...]:
+    """What a variant trains: its overrides without the evaluation-only ones (eval.*)."""
+    return tuple(sorted(o for o in ovs if not o.startswith("eval.")))
+
+
 def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None = None,
               workers: int = 1) -> list[dict]:
     """Run (or resume) every variant x seed and write the report. `workers` > 1 runs
     independent runs in that many processes (one torch thread each; on 2 cores two
-    1-thread runs beat one 2-thread run): the shared SFT bases first, then the variants.
-    Each run's output then goes to its train.log; the console gets a line per run."""
+    1-thread runs beat one 2-thread run), each started as soon as what it builds on is
+    done: a seed's shared SFT base, or the run of a variant that trains the same way
+    (variants that differ only in eval.* evaluate one trained policy, not train it
+    again). Each run's output then goes to its train.log; the console gets a line per run."""
     console = console or Console()
     out_dir = Path(root) / sweep.name
     out_dir.mkdir(parents=True, exist_ok=True)
     shared = _shares_sft(sweep)
-    bases, runs = [], []
+    jobs, after = [], []  # jobs[i] = (variant or None for a base, seed, run_dir, job); after[i] = index it needs
     for seed in sweep.seeds:
         common = sweep.overrides + [f"seed={seed}"]
-        base_dir = out_dir / f"base-s{seed}"
+        base = None
         if shared:
-            bases.append((sweep.recipe, common + [f"name=base-s{seed}", f"run.dir={base_dir}"], ("sft",)))
+            base_dir = out_dir / f"base-s{seed}"
+            base = len(jobs)
+            jobs.append((None, seed, base_dir,
+                         (sweep.recipe, common + [f"name=base-s{seed}", f"run.dir={base_dir}"], ("sft",))))
+            after.append(None)
+        trainer: dict[tuple, int] = {}
         for variant, ovs in sweep.variants.items():
             run_dir = out_dir / f"{variant}-s{seed}"
-            runs.append((variant, seed, run_dir, base_dir if shared else None,
+            same = trainer.setdefault(_trains_like(ovs), len(jobs))
+            after.append(same if same != len(jobs) else base)
+            jobs.append((variant, seed, run_dir,
                          (sweep.recipe, common + ovs + [f"name={variant}-s{seed}", f"run.dir={run_dir}"],
                           ("sft", "rl"))))
-    rows = []
+
+    def prepare(i: int) -> None:
+        if after[i] is not None:
+            source = jobs[after[i]][2]
+            (_seed_from_base if jobs[after[i]][0] is None else _seed_from_trained)(source, jobs[i][2])
+
+    def finished(i: int, wall: float) -> None:
+        clock.save()
+        variant, seed, run_dir, _ = jobs[i]
+        if variant is None:
+            console.print(f"{sweep.name}: shared SFT done ({run_dir})")
+        elif workers > 1:
+            console.print(f"{sweep.name}: {variant} (seed {seed}) done in {duration(wall)}: {run_dir}")
+
+    clock = SweepClock(out_dir)
+    results: dict[int, tuple[dict, float]] = {}
     if workers <= 1:
-        for job in bases:
-            _run_job(*job, console=console)
-        for variant, seed, run_dir, base_dir, job in runs:
-            if base_dir is not None:
-                _seed_from_base(base_dir, run_dir)
-            console.rule(f"{sweep.name}: {variant} (seed {seed})")
-            results, wall = _run_job(*job, console=console)
-            rows.append(_row(variant, seed, run_dir, results, wall))
+        for i, (variant, seed, _, job) in enumerate(jobs):  # a job only ever needs an earlier one
+            prepare(i)
+            if variant is not None:
+                console.rule(f"{sweep.name}: {variant} (seed {seed})")
+            results[i] = _run_job(*job, console=console)
+            finished(i, results[i][1])
     else:
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            # a seed's variants start as soon as its shared SFT is done (not after every seed's),
-            # so no worker idles while the last base trains
-            base_of = {pool.submit(_run_job_quietly, job): job for job in bases}
-            futures = {} if shared else {i: pool.submit(_run_job_quietly, run[-1]) for i, run in enumerate(runs)}
-            for done in as_completed(base_of):
-                done.result()
-                base_dir = Path(base_of[done][1][-1].split("=", 1)[1])
-                console.print(f"{sweep.name}: shared SFT done ({base_dir})")
-                for i, (_, _, run_dir, run_base, job) in enumerate(runs):
-                    if run_base == base_dir:
-                        _seed_from_base(base_dir, run_dir)
-                        futures[i] = pool.submit(_run_job_quietly, job)
-            for i, (variant, seed, run_dir, _, _) in enumerate(runs):
-                results, wall = futures[i].result()
-                console.print(f"{sweep.name}: {variant} (seed {seed}) done in {duration(wall)}: {run_dir}")
-                rows.append(_row(variant, seed, run_dir, results, wall))
+            def submit(i: int):
+                prepare(i)
+                return pool.submit(_run_job_quietly, jobs[i][3])
+            pending = {submit(i): i for i in range(len(jobs)) if after[i] is None}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = pending.pop(fut)
+                    results[i] = fut.result()
+                    finished(i, results[i][1])
+                    pending.update({submit(j): j for j in range(len(jobs)) if after[j] == i})
+    rows = [_row(variant, seed, run_dir, *results[i]) for i, (variant, seed, run_dir, _) in enumerate(jobs)
+            if variant is not None]
+    clock.save()
     write_report(sweep, rows, out_dir, console)
     return rows
+
+
+class SweepClock:
+    """The sweep's wall time over all its invocations (an interrupted sweep resumed counts
+    both), in <sweep dir>/elapsed.json, saved as each run finishes: a kill loses only the
+    time since the last save."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / "elapsed.json"
+        self.before = json.loads(self.path.read_text())["seconds"] if self.path.exists() else 0.0
+        self.t0 = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.t0
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps({"seconds": self.seconds}))
 
 
 def _run_job(recipe_path: str, overrides: list[str], stages: tuple[str, ...], console=None) -> tuple[dict, float]:
@@ -165,6 +208,16 @@ def _seed_from_base(base_dir: Path, run_dir: Path) -> None:
     results = json.loads((base_dir / "results.json").read_text())
     keep = {k: v for k, v in results.items() if k in ("untrained", "sft") or k.startswith("sft@")}
     (run_dir / "results.json").write_text(json.dumps(keep, indent=2))
+
+
+def _seed_from_trained(trained_dir: Path, run_dir: Path) -> None:
+    """Start an evaluation-only variant from the run that trained its policy: everything
+    but the evaluations (they run again under this variant's eval.* settings)."""
+    if (run_dir / "results.json").exists():
+        return  # already started (resume)
+    skip = shutil.ignore_patterns("eval_*", "results.json", "train.log", "console.txt", "recipe.yaml")
+    shutil.copytree(trained_dir, run_dir, ignore=skip, dirs_exist_ok=True)
+    (run_dir / "results.json").write_text("{}")
 
 
 def _row(variant: str, seed: int, run_dir: Path, results: dict, wall: float) -> dict:

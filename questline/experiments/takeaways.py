@@ -90,7 +90,7 @@ def takeaway_sweep(name: str, overrides: list[str] = (), toy: bool = False,
     """The takeaway and its sweep (validated like any sweep file), named after the takeaway;
     `variants` keeps only those (the comparisons that need others say "not run")."""
     t, path = load_takeaway(name)
-    spec = {**t.sweep, "name": f"takeaway-{name}"}
+    spec = {"name": f"takeaway-{name}", **t.sweep}  # a takeaway may name another's sweep to reuse its runs
     if seeds is not None:
         spec["seeds"] = list(seeds)
     if variants:
@@ -227,12 +227,10 @@ def reproduce(name: str, *, root: str | Path = "runs", out: str | Path = "benchm
               overrides: list[str] = (), toy: bool = False, seeds: list[int] | None = None,
               variants: list[str] | None = None, workers: int = 1, console=None) -> dict:
     """Run (or resume) a takeaway's sweep and write its row. Returns the row."""
-    import time
-
-    from questline.experiments.sweep import run_sweep
+    from questline.experiments.sweep import SweepClock, run_sweep
     t, sweep = takeaway_sweep(name, overrides, toy, seeds, variants)
-    t0 = time.perf_counter()
     rows = run_sweep(sweep, root=root, console=console, workers=workers)
-    row = takeaway_row(name, t, rows, toy, time.perf_counter() - t0, workers)
+    wall = SweepClock(Path(root) / sweep.name).before  # over every invocation, resumed ones included
+    row = takeaway_row(name, t, rows, toy, wall, workers)
     write_takeaway(row, Path(out))
     return row
