@@ -157,8 +157,7 @@ def test_sweep_in_worker_processes_shares_sft_per_seed(tmp_path):
     assert all(r["rl"] is not None for r in rows)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_an_evaluation_only_variant_evaluates_the_trained_policy_without_training(tmp_path, workers):
+def test_an_evaluation_only_variant_evaluates_the_trained_policy_without_training(tmp_path):
     """Two variants that differ only in eval.* share the trained run: the second copies
     its policy and checkpoints and only evaluates (under its own eval settings)."""
     (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
@@ -166,7 +165,7 @@ def test_an_evaluation_only_variant_evaluates_the_trained_policy_without_trainin
     (tmp_path / "sweep.yaml").write_text(
         "recipe: base.yaml\nname: ev\nseeds: [0]\n"
         "variants:\n  plain: [rl.lr=1e-3]\n  sampled: [rl.lr=1e-3, eval.sampled=true]\n")
-    rows = run_sweep(load_sweep(tmp_path / "sweep.yaml"), root=tmp_path / "runs", workers=workers)
+    rows = run_sweep(load_sweep(tmp_path / "sweep.yaml"), root=tmp_path / "runs")
     out = tmp_path / "runs" / "ev"
     trained, evaluated = out / "plain-s0", out / "sampled-s0"
     assert (evaluated / "metrics.jsonl").read_text() == (trained / "metrics.jsonl").read_text()
