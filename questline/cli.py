@@ -316,16 +316,21 @@ def cmd_sweep(args) -> None:
 def cmd_reproduce(args) -> None:
     from rich.console import Console
 
-    from questline.experiments.takeaways import list_takeaways, load_takeaway, reproduce
+    from questline.experiments.takeaways import (
+        list_takeaways,
+        load_takeaway,
+        reproduce,
+        takeaway_names,
+    )
     console = Console()
     if args.list or not args.takeaway:
         for name in list_takeaways():
             t, _ = load_takeaway(name)
             console.print(f"[bold]{name}[/bold] ({t.study}): {t.claim}", soft_wrap=True)
         return
-    names = list_takeaways() if args.takeaway == "all" else [args.takeaway]
-    for name in names:
-        load_takeaway(name)  # an unknown name fails before any run
+    # several names may follow the first (words without '='), a study's name, or all
+    names = takeaway_names([args.takeaway] + [o for o in args.overrides if "=" not in o])
+    args.overrides = [o for o in args.overrides if "=" in o]
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
     for name in names:
         console.rule(f"takeaway {name}")
@@ -414,7 +419,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     sw.add_argument("--root", default="runs", help="directory for the sweep's runs")
     sw.add_argument("--workers", type=_positive_int, default=1, help="runs in parallel processes (1 thread each)")
     rp = add("reproduce", cmd_reproduce, "run a study takeaway's sweep (or all) and write its verdict row",
-             recipe=False, positional=("takeaway", "a takeaway's name (--list), or all"))
+             recipe=False, positional=("takeaway", "takeaway names (--list), a study's name "
+                                                       "(travelplanner, practitioner, planning), or all"))
     rp.add_argument("--list", action="store_true", help="name every takeaway and its claim")
     rp.add_argument("--workers", type=_positive_int, default=1, help="runs in parallel processes (1 thread each)")
     rp.add_argument("--seeds", default="", help="comma-separated seeds instead of the takeaway's (e.g. 0,1,2)")

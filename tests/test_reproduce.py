@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from questline.experiments.takeaways import list_takeaways, load_takeaway, reproduce, verdict
+from questline.core import ConfigError
+from questline.experiments.takeaways import (
+    list_takeaways,
+    load_takeaway,
+    reproduce,
+    takeaway_names,
+    verdict,
+)
 
 STUDIES = {"travelplanner", "practitioner", "planning"}
 
@@ -28,6 +35,15 @@ def test_an_unknown_takeaway_is_one_clear_error():
                          text=True, timeout=120)
     assert out.returncode == 2 and "unknown takeaway 'tp_nope'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_takeaways_are_named_one_by_one_by_study_or_all():
+    planning = [n for n in list_takeaways() if n.startswith("planning_")]
+    assert takeaway_names(["planning"]) == planning
+    assert takeaway_names(["tp_algorithm", "planning", "tp_algorithm"]) == ["tp_algorithm", *planning]
+    assert takeaway_names(["all"]) == list_takeaways()
+    with pytest.raises(ConfigError, match="unknown takeaway 'nope'"):
+        takeaway_names(["planning", "nope"])
 
 
 @pytest.mark.parametrize("expect,diff,lo,hi,want", [

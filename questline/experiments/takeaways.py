@@ -55,6 +55,18 @@ def list_takeaways() -> list[str]:
     return sorted(p.stem for p in TAKEAWAYS.glob("*.yaml"))
 
 
+def takeaway_names(words: list[str]) -> list[str]:
+    """Takeaway names from command-line words: names, study names (travelplanner,
+    practitioner, planning) or all; an unknown word is a ConfigError before anything runs."""
+    studies = {n: load_takeaway(n)[0].study for n in list_takeaways()}
+    names = []
+    for word in words:
+        names += list(studies) if word == "all" else [n for n, s in studies.items() if s == word] or [word]
+    for name in names:
+        load_takeaway(name)
+    return list(dict.fromkeys(names))
+
+
 def load_takeaway(name: str) -> tuple[Takeaway, Path]:
     path = TAKEAWAYS / f"{name}.yaml"
     if not path.exists():
