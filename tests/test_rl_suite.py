@@ -174,6 +174,26 @@ def test_an_evaluation_only_variant_evaluates_the_trained_policy_without_trainin
     assert [r["variant"] for r in rows] == ["plain", "sampled"] and rows[1]["rl"] is not None
 
 
+def test_share_sft_true_shares_it_across_task_changes_and_reevaluates_it(tmp_path):
+    """share_sft: true: variants that change data.* start from the seed's one SFT policy, and
+    evaluate it again on their own tasks; a variant that changes SFT itself is refused."""
+    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
+                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+    (tmp_path / "sweep.yaml").write_text(
+        "recipe: base.yaml\nname: sh\nseeds: [0]\nshare_sft: true\n"
+        "variants:\n  few: [data.train_size=8]\n  many: [data.train_size=24]\n")
+    run_sweep(load_sweep(tmp_path / "sweep.yaml"), root=tmp_path / "runs")
+    out = tmp_path / "runs" / "sh"
+    base = (out / "base-s0" / "sft" / "model.safetensors").read_bytes()
+    assert all((out / f"{v}-s0" / "sft" / "model.safetensors").read_bytes() == base for v in ("few", "many"))
+    assert "SFT done, skipped" in (out / "few-s0" / "train.log").read_text()
+    assert (out / "few-s0" / "eval_sft_greedy.jsonl").exists()  # evaluated again, not copied
+    (tmp_path / "bad.yaml").write_text("recipe: base.yaml\nshare_sft: true\nvariants:\n  x: [sft.epochs=2]\n")
+    from questline.core import ConfigError
+    with pytest.raises(ConfigError, match="variant 'x': share_sft: true, but 'sft.epochs=2' changes what SFT trains"):
+        load_sweep(tmp_path / "bad.yaml")
+
+
 def test_sweep_rejects_a_bad_variant_before_training(tmp_path):
     (tmp_path / "base.yaml").write_text(json.dumps(TINY))
     (tmp_path / "sweep.yaml").write_text("recipe: base.yaml\nvariants:\n  x: [rl.advantage=nope]\n")

@@ -11,7 +11,9 @@
 When every variant only changes RL-time settings (rl.*, rollout.*, eval.*), the
 untrained evaluation and SFT run once per seed in runs/<name>/base-s<seed>/ and
 every variant starts RL from that same policy: the comparison isolates the RL
-choice. The report is a table (held-out success, RL - SFT with its 95% interval,
+choice. `share_sft: true` shares it also across variants that change env.* or data.*
+(tool faults, the RL queries' count or mix): SFT trains on the base recipe's tasks, and
+such a variant evaluates the SFT policy again on its own env. The report is a table (held-out success, RL - SFT with its 95% interval,
 RL wall time) printed and written to report.md/json, plus learning curves as PNG.
 
 `report: planning` (recipes/sweeps/planning.yaml) adds the planning comparison:
@@ -39,6 +41,7 @@ from questline.experiments.recipe import _Strict, explain, load_recipe, read_yam
 from questline.train.logging import duration
 
 RL_TIME = ("rl.", "rollout.", "eval.", "run.")  # overrides that keep the SFT stage shareable
+TASK_TIME = ("env.", "data.")  # shareable with share_sft: true (SFT then trains on the base recipe's tasks)
 
 
 class Sweep(_Strict):
@@ -48,6 +51,10 @@ class Sweep(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0])
     variants: dict[str, list[str]]
     report: Literal["success", "planning"] = "success"
+    # SFT once per seed, every variant's RL from it. None: when every variant changes only
+    # RL-time settings (rl.*, rollout.*, eval.*, run.). true: also across env.* / data.*
+    # changes (tool faults, RL query count or mix: SFT on the base recipe's tasks). false: never.
+    share_sft: bool | None = None
 
 
 def load_sweep(path: str | Path, extra: list[str] = ()) -> Sweep:
@@ -67,6 +74,12 @@ def sweep_from_mapping(data: dict, base_dir: Path, extra: list[str] = (), where:
     if not base.is_absolute() and not base.exists():
         base = Path(base_dir) / sweep.recipe
     sweep.recipe = str(base)
+    if sweep.share_sft:
+        for variant, ovs in sweep.variants.items():
+            for o in ovs:
+                if not o.split("=", 1)[0].startswith(RL_TIME + TASK_TIME):
+                    raise ConfigError(f"{where}, variant '{variant}': share_sft: true, but '{o}' changes what SFT "
+                                      "trains (only rl.*, rollout.*, eval.*, run.*, env.* and data.* can share it)")
     for variant, ovs in sweep.variants.items():  # fail before any training on a bad variant
         try:
             load_recipe(sweep.recipe, sweep.overrides + ovs + [f"name={sweep.name}-{variant}"])
@@ -76,6 +89,8 @@ def sweep_from_mapping(data: dict, base_dir: Path, extra: list[str] = (), where:
 
 
 def _shares_sft(sweep: Sweep) -> bool:
+    if sweep.share_sft is not None:
+        return sweep.share_sft
     return all(o.split("=", 1)[0].startswith(RL_TIME) for ovs in sweep.variants.values() for o in ovs)
 
 
@@ -116,9 +131,14 @@ def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None =
                           ("sft", "rl"))))
 
     def prepare(i: int) -> None:
-        if after[i] is not None:
-            source = jobs[after[i]][2]
-            (_seed_from_base if jobs[after[i]][0] is None else _seed_from_trained)(source, jobs[i][2])
+        if after[i] is None:
+            return
+        source, run_dir = jobs[after[i]][2], jobs[i][2]
+        if jobs[after[i]][0] is None:  # the seed's shared SFT; its evaluations hold unless tasks or env differ
+            same_tasks = not any(o.startswith(TASK_TIME) for o in sweep.variants[jobs[i][0]])
+            _seed_from_base(source, run_dir, keep_evaluations=same_tasks)
+        else:
+            _seed_from_trained(source, run_dir)
 
     def finished(i: int, wall: float) -> None:
         clock.save()
@@ -196,9 +216,10 @@ def _run_job_quietly(job) -> tuple[dict, float]:
         return _run_job(recipe_path, overrides, stages, Console(file=f, width=120))
 
 
-def _seed_from_base(base_dir: Path, run_dir: Path) -> None:
-    """Start a variant from the shared base: same initial policy, SFT policy and
-    their evaluations (results.json keeps only those stages)."""
+def _seed_from_base(base_dir: Path, run_dir: Path, keep_evaluations: bool = True) -> None:
+    """Start a variant from the shared base: same initial policy, SFT policy and (unless
+    the variant changes the env or its tasks) their evaluations: results.json keeps only
+    those stages."""
     if (run_dir / "results.json").exists():
         return  # already started (resume)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +227,8 @@ def _seed_from_base(base_dir: Path, run_dir: Path) -> None:
         if (base_dir / sub).exists() and not (run_dir / sub).exists():
             shutil.copytree(base_dir / sub, run_dir / sub)
     results = json.loads((base_dir / "results.json").read_text())
-    keep = {k: v for k, v in results.items() if k in ("untrained", "sft") or k.startswith("sft@")}
+    keep = {k: v for k, v in results.items()
+            if keep_evaluations and (k in ("untrained", "sft") or k.startswith("sft@"))}
     (run_dir / "results.json").write_text(json.dumps(keep, indent=2))
 
 
