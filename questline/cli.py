@@ -318,15 +318,16 @@ def cmd_reproduce(args) -> None:
 
     from questline.experiments.takeaways import (
         list_takeaways,
-        load_takeaway,
+        plan_text,
         reproduce,
         takeaway_names,
+        takeaway_sweep,
     )
     console = Console()
     if args.list or not args.takeaway:
         for name in list_takeaways():
-            t, _ = load_takeaway(name)
-            console.print(f"[bold]{name}[/bold] ({t.study}): {t.claim}", soft_wrap=True)
+            t, sweep = takeaway_sweep(name)
+            console.print(f"[bold]{name}[/bold] ({t.study}): {t.claim} [dim]{plan_text(sweep)}[/dim]", soft_wrap=True)
         return
     # several names may follow the first (words without '='), a study's name, or all
     names = takeaway_names([args.takeaway] + [o for o in args.overrides if "=" not in o])

@@ -174,6 +174,26 @@ def test_an_evaluation_only_variant_evaluates_the_trained_policy_without_trainin
     assert [r["variant"] for r in rows] == ["plain", "sampled"] and rows[1]["rl"] is not None
 
 
+def test_variants_that_train_sft_alike_share_it_group_by_group(tmp_path):
+    """Two reward-like variants of one model size share an SFT; a variant with its own
+    model trains its own (no base for a group of one)."""
+    from questline.experiments.sweep import sweep_plan
+    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
+                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+    (tmp_path / "sweep.yaml").write_text(
+        "recipe: base.yaml\nname: gr\nseeds: [0]\nvariants:\n"
+        "  a: [model.vocab_size=420, rl.lr=1e-3]\n  b: [model.vocab_size=420, rl.lr=2e-3]\n"
+        "  c: [model.vocab_size=440]\n")
+    sweep = load_sweep(tmp_path / "sweep.yaml")
+    assert sweep_plan(sweep) == {"sft": 2, "rl": 3, "evaluate_only": 0}
+    run_sweep(sweep, root=tmp_path / "runs")
+    out = tmp_path / "runs" / "gr"
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("base")) == ["base-a-s0"]
+    shared = (out / "base-a-s0" / "sft" / "model.safetensors").read_bytes()
+    assert all((out / f"{v}-s0" / "sft" / "model.safetensors").read_bytes() == shared for v in "ab")
+    assert "SFT done, skipped" not in (out / "c-s0" / "train.log").read_text()
+
+
 def test_share_sft_true_shares_it_across_task_changes_and_reevaluates_it(tmp_path):
     """share_sft: true: variants that change data.* start from the seed's one SFT policy, and
     evaluate it again on their own tasks; a variant that changes SFT itself is refused."""

@@ -11,7 +11,8 @@
 When every variant only changes RL-time settings (rl.*, rollout.*, eval.*), the
 untrained evaluation and SFT run once per seed in runs/<name>/base-s<seed>/ and
 every variant starts RL from that same policy: the comparison isolates the RL
-choice. `share_sft: true` shares it also across variants that change env.* or data.*
+choice. Otherwise variants that agree on everything SFT sees share one SFT per seed
+(runs/<name>/base-<first variant>-s<seed>/: e.g. five reward schemes per model size). `share_sft: true` shares it also across variants that change env.* or data.*
 (tool faults, the RL queries' count or mix): SFT trains on the base recipe's tasks, and
 such a variant evaluates the SFT policy again on its own env. The report is a table (held-out success, RL - SFT with its 95% interval,
 RL wall time) printed and written to report.md/json, plus learning curves as PNG.
@@ -88,10 +89,25 @@ def sweep_from_mapping(data: dict, base_dir: Path, extra: list[str] = (), where:
     return sweep
 
 
-def _shares_sft(sweep: Sweep) -> bool:
-    if sweep.share_sft is not None:
-        return sweep.share_sft
-    return all(o.split("=", 1)[0].startswith(RL_TIME) for ovs in sweep.variants.values() for o in ovs)
+def sft_groups(sweep: Sweep) -> list[tuple[tuple[str, ...], list[str]]]:
+    """Variants that train the same SFT policy: (the overrides SFT depends on, variant names).
+    A setting SFT does not see (rl.*, rollout.*, eval.*, run.*; with share_sft: true also
+    env.* and data.*) is left out; share_sft: false makes every variant its own group."""
+    shareable = RL_TIME + (TASK_TIME if sweep.share_sft else ())
+    groups: dict[tuple, list[str]] = {}
+    for variant, ovs in sweep.variants.items():
+        key = (variant,) if sweep.share_sft is False else tuple(
+            sorted(o for o in ovs if not o.split("=", 1)[0].startswith(shareable)))
+        groups.setdefault(key, []).append(variant)
+    return list(groups.items())
+
+
+def sweep_plan(sweep: Sweep) -> dict[str, int]:
+    """What a sweep trains: SFT stages, RL stages, and runs that only evaluate a trained policy."""
+    trains = len({_trains_like(ovs) for ovs in sweep.variants.values()})
+    n, seeds = len(sweep.variants), len(sweep.seeds)
+    sft = trains if sweep.share_sft is False else len(sft_groups(sweep))
+    return {"sft": seeds * sft, "rl": seeds * trains, "evaluate_only": seeds * (n - trains)}
 
 
 def _trains_like(ovs: list[str]) -> tuple[str, ...]:
@@ -110,22 +126,26 @@ def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None =
     console = console or Console()
     out_dir = Path(root) / sweep.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    shared = _shares_sft(sweep)
+    groups = sft_groups(sweep)
     jobs, after = [], []  # jobs[i] = (variant or None for a base, seed, run_dir, job); after[i] = index it needs
     for seed in sweep.seeds:
         common = sweep.overrides + [f"seed={seed}"]
-        base = None
-        if shared:
-            base_dir = out_dir / f"base-s{seed}"
-            base = len(jobs)
+        base_of: dict[str, int] = {}
+        for key, names in groups:
+            if len(groups) > 1 and len(names) == 1:
+                continue  # a variant alone in its group trains its own SFT
+            # one group: runs/<name>/base-s<seed>; several: named after the group's first variant
+            name = f"base-s{seed}" if len(groups) == 1 else f"base-{names[0]}-s{seed}"
+            base_dir = out_dir / name
+            base_of.update({v: len(jobs) for v in names})
             jobs.append((None, seed, base_dir,
-                         (sweep.recipe, common + [f"name=base-s{seed}", f"run.dir={base_dir}"], ("sft",))))
+                         (sweep.recipe, common + list(key) + [f"name={name}", f"run.dir={base_dir}"], ("sft",))))
             after.append(None)
         trainer: dict[tuple, int] = {}
         for variant, ovs in sweep.variants.items():
             run_dir = out_dir / f"{variant}-s{seed}"
             same = trainer.setdefault(_trains_like(ovs), len(jobs))
-            after.append(same if same != len(jobs) else base)
+            after.append(same if same != len(jobs) else base_of.get(variant))
             jobs.append((variant, seed, run_dir,
                          (sweep.recipe, common + ovs + [f"name={variant}-s{seed}", f"run.dir={run_dir}"],
                           ("sft", "rl"))))
@@ -134,8 +154,9 @@ def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None =
         if after[i] is None:
             return
         source, run_dir = jobs[after[i]][2], jobs[i][2]
-        if jobs[after[i]][0] is None:  # the seed's shared SFT; its evaluations hold unless tasks or env differ
-            same_tasks = not any(o.startswith(TASK_TIME) for o in sweep.variants[jobs[i][0]])
+        if jobs[after[i]][0] is None:  # a shared SFT; its evaluations hold unless the env or tasks differ
+            base_overrides = set(jobs[after[i]][3][1])
+            same_tasks = not any(o.startswith(TASK_TIME) for o in sweep.variants[jobs[i][0]] if o not in base_overrides)
             _seed_from_base(source, run_dir, keep_evaluations=same_tasks)
         else:
             _seed_from_trained(source, run_dir)

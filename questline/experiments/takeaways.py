@@ -188,6 +188,13 @@ def write_takeaway(row: dict, out: Path) -> Path:
     return out / "takeaways.md"
 
 
+def plan_text(sweep: Sweep) -> str:
+    from questline.experiments.sweep import sweep_plan
+    p = sweep_plan(sweep)
+    return (f"{len(sweep.variants)} variants x {len(sweep.seeds)} seeds = {p['sft']} SFT + {p['rl']} RL stages"
+            + (f" + {p['evaluate_only']} evaluation-only runs" if p["evaluate_only"] else ""))
+
+
 def takeaways_markdown(data: dict) -> str:
     from questline.train.logging import duration
     lines = ["# The studies' takeaways, reproduced at CPU scale", "",
@@ -199,9 +206,9 @@ def takeaways_markdown(data: dict) -> str:
              "| seeds | wall time (processes) |", "|---|---|---|---|---|---|---|---|"]
     for name in sorted(set(data) | set(list_takeaways())):
         if name not in data:  # never run into this report
-            t, _ = load_takeaway(name)
-            lines.append(f"| {name} | {t.claim} | {t.paper} | {t.setting} | not run into this report yet "
-                         f"(`questline reproduce {name}`) | not run | 0 | |")
+            t, sweep = takeaway_sweep(name)
+            lines.append(f"| {name} | {t.claim} | {t.paper} | {t.setting} | not run into this report yet: "
+                         f"{plan_text(sweep)} (`questline reproduce {name}`) | not run | 0 | |")
             continue
         r = data[name]
         for i, c in enumerate(r["comparisons"]):
