@@ -224,21 +224,42 @@ def takeaways_markdown(data: dict) -> str:
 
 
 def plot_takeaway(row: dict, path: Path) -> Path:
-    """Mean final held-out success per variant (bars) with each seed's value (dots)."""
+    """Left: mean final held-out success per variant (bars) with each seed's (dots).
+    Right: each comparison's pooled difference with its 95% interval and verdict."""
+    import textwrap
+
     from questline.experiments.sweep import _pyplot, _save
     plt = _pyplot()
-    names = list(row["variants"])
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(names) + 2), 3.6))
-    means = [row["variants"][v]["mean"] for v in names]
-    ax.bar(range(len(names)), means, color="#8fb3d9")
+    names, comps = list(row["variants"]), row["comparisons"]
+    fig, (bars, forest) = plt.subplots(1, 2, figsize=(11, max(3.8, 0.9 * len(comps) + 2.2)),
+                                       gridspec_kw={"width_ratios": [max(len(names), 2), 5]})
+    means = [100 * row["variants"][v]["mean"] for v in names]
+    bars.bar(range(len(names)), means, color="#8fb3d9")
     for i, v in enumerate(names):
-        ys = row["variants"][v]["per_seed"]
-        ax.scatter([i] * len(ys), ys, color="#1f3b5c", s=14, zorder=3)
-    ax.set_xticks(range(len(names)), names, rotation=20)
-    ax.set_ylim(0, 1.02)
-    ax.set_ylabel("held-out success (final policy)")
-    verdicts = "; ".join(f"{c['label']}: {c['verdict']}" for c in row["comparisons"])
-    ax.set_title(f"{row['takeaway']}{' (toy)' if row['toy'] else ''}\n{verdicts}", fontsize=9)
+        ys = [100 * y for y in row["variants"][v]["per_seed"]]
+        bars.scatter([i] * len(ys), ys, color="#1f3b5c", s=14, zorder=3)
+        bars.text(i, 0.5, f"{means[i]:.1f}", ha="center", va="bottom", fontsize=8, color="#1f3b5c")
+    bars.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    bars.set_ylim(0, max([*means, *(100 * y for v in names for y in row["variants"][v]["per_seed"]), 10]) * 1.15)
+    bars.set_ylabel("held-out success of the final policy (%)")
+    bars.set_title("per variant: mean (bar), each seed (dot)", fontsize=9)
+    colours = {"reproduced": "#2a7d3f", "opposite": "#b3261e", "inconclusive": "#6b6b6b", "not run": "#aaaaaa"}
+    for k, c in enumerate(comps):
+        y = len(comps) - 1 - k
+        if c["seeds"]:
+            d, (lo, hi) = 100 * c["diff"], (100 * c["ci"][0], 100 * c["ci"][1])
+            forest.errorbar(d, y, xerr=[[d - lo], [hi - d]], fmt="o", color=colours[c["verdict"]], capsize=4)
+            forest.text(hi, y + 0.18, f" {d:+.1f} [{lo:+.1f}, {hi:+.1f}]: {c['verdict']}", fontsize=8,
+                        color=colours[c["verdict"]], va="bottom", ha="right")
+        else:
+            forest.text(0, y, " not run", fontsize=8, color=colours["not run"], va="center")
+    forest.axvline(0, color="black", lw=0.8)
+    forest.set_yticks(range(len(comps)), [textwrap.fill(c["label"], 28) for c in reversed(comps)], fontsize=8)
+    forest.set_ylim(-0.7, len(comps) - 0.3)
+    forest.set_xlabel("A - B, points (pooled over seeds, 95% interval)")
+    forest.set_title("comparisons, each with its verdict against the claim", fontsize=9)
+    fig.suptitle(f"{row['takeaway']}{' (toy: not evidence)' if row['toy'] else ''}: "
+                 f"{textwrap.shorten(row['claim'], 110)}", fontsize=10)
     return _save(fig, path)
 
 
