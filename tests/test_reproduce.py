@@ -96,17 +96,17 @@ def test_an_interrupted_reproduce_continues_where_it_stopped(tmp_path):
 
     killed = run(tmp_path / "a", crash="checkpoint:1")
     assert killed.returncode == -9
-    runs = tmp_path / "a" / "runs" / "takeaway-planning_sft_priming"
-    first = runs / "sft-then-rl-s0" / "results.json"
+    runs = tmp_path / "a" / "runs" / "takeaway-planning_frequency"  # the sweep it shares
+    first = runs / "dynamic-s0" / "results.json"
     assert "rl" in json.loads(first.read_text())  # the first variant finished before the kill...
     assert not (runs / "rl-only-s0" / "results.json").exists() or \
         "rl" not in json.loads((runs / "rl-only-s0" / "results.json").read_text())  # ...the second did not
-    trained = runs / "sft-then-rl-s0" / "metrics.jsonl"
+    trained = runs / "dynamic-s0" / "metrics.jsonl"
     before = trained.read_text()
     again = run(tmp_path / "a")
     assert again.returncode == 0, again.stderr[-2000:]
     assert trained.read_text() == before  # not trained again
-    assert "cached evaluation" in (runs / "sft-then-rl-s0" / "train.log").read_text()
+    assert "cached evaluation" in (runs / "dynamic-s0" / "train.log").read_text()
     whole = run(tmp_path / "b")
     assert whole.returncode == 0, whole.stderr[-2000:]
     rows = [json.loads((tmp_path / d / "out" / "takeaways.json").read_text())["planning_sft_priming"]

@@ -132,8 +132,8 @@ def run_sweep(sweep: Sweep, root: str | Path = "runs", console: Console | None =
         common = sweep.overrides + [f"seed={seed}"]
         base_of: dict[str, int] = {}
         for key, names in groups:
-            if len(groups) > 1 and len(names) == 1:
-                continue  # a variant alone in its group trains its own SFT
+            if len({_trains_like(sweep.variants[v]) for v in names}) < 2:
+                continue  # one trained run in the group: it trains its own SFT
             # one group: runs/<name>/base-s<seed>; several: named after the group's first variant
             name = f"base-s{seed}" if len(groups) == 1 else f"base-{names[0]}-s{seed}"
             base_dir = out_dir / name
