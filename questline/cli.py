@@ -320,10 +320,14 @@ def cmd_reproduce(args) -> None:
         list_takeaways,
         plan_text,
         reproduce,
+        rewrite_report,
         takeaway_names,
         takeaway_sweep,
     )
     console = Console()
+    if args.report:
+        console.print(f"takeaways: {rewrite_report(Path(args.out))}")
+        return
     if args.list or not args.takeaway:
         for name in list_takeaways():
             t, sweep = takeaway_sweep(name)
@@ -423,6 +427,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
              recipe=False, positional=("takeaway", "takeaway names (--list), a study's name "
                                                        "(travelplanner, practitioner, planning), or all"))
     rp.add_argument("--list", action="store_true", help="name every takeaway and its claim")
+    rp.add_argument("--report", action="store_true", help="rewrite takeaways.md and the PNGs from takeaways.json")
     rp.add_argument("--workers", type=_positive_int, default=1, help="runs in parallel processes (1 thread each)")
     rp.add_argument("--seeds", default="", help="comma-separated seeds instead of the takeaway's (e.g. 0,1,2)")
     rp.add_argument("--variants", default="", help="comma-separated variants to run (default: all)")

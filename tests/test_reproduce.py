@@ -112,3 +112,25 @@ def test_an_interrupted_reproduce_continues_where_it_stopped(tmp_path):
     rows = [json.loads((tmp_path / d / "out" / "takeaways.json").read_text())["planning_sft_priming"]
             for d in ("a", "b")]
     assert rows[0]["comparisons"] == rows[1]["comparisons"] and rows[0]["variants"] == rows[1]["variants"]
+
+
+def test_report_is_rewritten_from_the_stored_rows_and_lists_every_takeaway(tmp_path):
+    """`questline reproduce --report`: takeaways.md and the PNGs from takeaways.json alone; a
+    takeaway never run has a row saying so and what it would train."""
+    from questline.cli import main
+    t, _ = load_takeaway("planning_steering")
+    row = {"takeaway": "planning_steering", "study": t.study, "claim": t.claim, "paper": t.paper,
+           "setting": t.setting, "toy": False, "seeds": [0, 1, 2], "wall_seconds": 600.0, "workers": 2,
+           "variants": {"dynamic": {"mean": 0.1, "per_seed": [0.1, 0.1, 0.1]},
+                        "dynamic-with-plans": {"mean": 0.3, "per_seed": [0.2, 0.3, 0.4]}},
+           "comparisons": [{"label": "given plan - alone", "a": "dynamic-with-plans", "b": "dynamic",
+                            "expect": "higher", "seeds": 3, "paired": True, "diff": 0.2, "ci": [0.1, 0.3],
+                            "per_seed": [0.1, 0.2, 0.3], "verdict": "reproduced"}]}
+    (tmp_path / "takeaways.json").write_text(json.dumps({"planning_steering": row}))
+    assert main(["reproduce", "--report", "--out", str(tmp_path)]) in (0, None)
+    md = (tmp_path / "takeaways.md").read_text()
+    assert "given plan - alone: +20.0 [+10.0, +30.0] (30.0% vs 10.0%; per seed +10.0 +20.0 +30.0)" in md
+    assert "| reproduced | 3 | 10m00s (2) |" in md
+    assert all(name in md for name in list_takeaways())
+    assert "| tp_algorithm |" in md and "3 variants x 3 seeds = 3 SFT + 9 RL stages" in md
+    assert (tmp_path / "takeaways" / "planning_steering.png").stat().st_size > 5000

@@ -195,6 +195,18 @@ def plan_text(sweep: Sweep) -> str:
             + (f" + {p['evaluate_only']} evaluation-only runs" if p["evaluate_only"] else ""))
 
 
+def rewrite_report(out: Path) -> Path:
+    """takeaways.md and the PNGs again from takeaways.json (after a change of format)."""
+    out = Path(out)
+    store = out / "takeaways.json"
+    data = json.loads(store.read_text()) if store.exists() else {}
+    (out / "takeaways").mkdir(parents=True, exist_ok=True)
+    for row in data.values():
+        plot_takeaway(row, out / "takeaways" / f"{row['takeaway']}.png")
+    (out / "takeaways.md").write_text(takeaways_markdown(data))
+    return out / "takeaways.md"
+
+
 def takeaways_markdown(data: dict) -> str:
     from questline.train.logging import duration
     lines = ["# The studies' takeaways, reproduced at CPU scale", "",
@@ -202,7 +214,7 @@ def takeaways_markdown(data: dict) -> str:
              "read). Differences are held-out success of the final policy in percentage points, "
              "pooled over the paired held-out tasks of every seed (95% interval). Toy rows are "
              "test-sized runs, not evidence.", "",
-             "| takeaway | claim | paper | our setting | comparison: A - B, pts [95% CI] (per seed) | verdict "
+             "| takeaway | claim | paper | our setting | comparison: A - B, pts [95% CI] (A vs B; per seed) | verdict "
              "| seeds | wall time (processes) |", "|---|---|---|---|---|---|---|---|"]
     for name in sorted(set(data) | set(list_takeaways())):
         if name not in data:  # never run into this report
@@ -212,10 +224,13 @@ def takeaways_markdown(data: dict) -> str:
             continue
         r = data[name]
         for i, c in enumerate(r["comparisons"]):
+            means = r["variants"]
+            levels = (f"{100 * means[c['a']]['mean']:.1f}% vs {100 * means[c['b']]['mean']:.1f}%; "
+                      if c["a"] in means and c["b"] in means else "")  # shows a floor or a ceiling
             cell = f"{c['label']}: not run" if not c["seeds"] else (
-                f"{c['label']}: {diff_cell(c['diff'], *c['ci'])} ("
-                + " ".join(f"{d * 100:+.1f}" for d in c["per_seed"]) + ")"
-                + ("" if c.get("paired", True) else ", unpaired: different tasks"))
+                f"{c['label']}: {diff_cell(c['diff'], *c['ci'])} ({levels}per seed "
+                + " ".join(f"{d * 100:+.1f}" for d in c["per_seed"])
+                + ("" if c.get("paired", True) else "; unpaired: different tasks") + ")")
             head = (f"[{name}](takeaways/{name}.png){' (toy)' if r['toy'] else ''}", r["claim"], r["paper"],
                     r["setting"]) if i == 0 else ("", "", "", "")
             tail = (str(len(r["seeds"])), f"{duration(r['wall_seconds'])} ({r['workers']})") if i == 0 else ("", "")
