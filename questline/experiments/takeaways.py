@@ -213,7 +213,8 @@ def takeaways_markdown(data: dict) -> str:
              "Written by `questline reproduce` (questline/experiments/takeaways.py says how verdicts are "
              "read). Differences are held-out success of the final policy in percentage points, "
              "pooled over the paired held-out tasks of every seed (95% interval). Toy rows are "
-             "test-sized runs, not evidence.", "",
+             "test-sized runs, not evidence. Wall time counts every invocation of the takeaway's sweep; takeaways "
+             "that share a sweep (the planning ones) show its total when each finished.", "",
              "| takeaway | claim | paper | our setting | comparison: A - B, pts [95% CI] (A vs B; per seed) | verdict "
              "| seeds | wall time (processes) |", "|---|---|---|---|---|---|---|---|"]
     for name in sorted(set(data) | set(list_takeaways())):
