@@ -12,10 +12,13 @@ When every variant only changes RL-time settings (rl.*, rollout.*, eval.*), the
 untrained evaluation and SFT run once per seed in runs/<name>/base-s<seed>/ and
 every variant starts RL from that same policy: the comparison isolates the RL
 choice. Otherwise variants that agree on everything SFT sees share one SFT per seed
-(runs/<name>/base-<first variant>-s<seed>/: e.g. five reward schemes per model size). `share_sft: true` shares it also across variants that change env.* or data.*
-(tool faults, the RL queries' count or mix): SFT trains on the base recipe's tasks, and
-such a variant evaluates the SFT policy again on its own env. The report is a table (held-out success, RL - SFT with its 95% interval,
-RL wall time) printed and written to report.md/json, plus learning curves as PNG.
+(runs/<name>/base-<first variant>-s<seed>/: e.g. five reward schemes per model size).
+`share_sft: true` shares it also across variants that change env.* or data.* (tool
+faults, the RL queries' count or mix): SFT trains on the base recipe's tasks, and such a
+variant evaluates the SFT policy again on its own env. Variants that differ only in
+eval.* evaluate one trained run. The report is a table (held-out success, RL - SFT with
+its 95% interval, RL wall time) printed and written to report.md/json, plus learning
+curves as PNG.
 
 `report: planning` (recipes/sweeps/planning.yaml) adds the planning comparison:
 per variant and stage (SFT-only, SFT+RL) the held-out progression (an env metric
