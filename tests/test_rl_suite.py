@@ -138,11 +138,16 @@ def test_sweep_shares_sft_and_writes_report(tmp_path):
     assert all(r["rl"] is not None and r["sft"] is not None for r in rows)
 
 
+def _small_sweep_base(tmp_path) -> None:
+    """base.yaml for the sweep tests: the tiny maze, 8 SFT demonstrations + 8 RL episodes."""
+    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
+                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+
+
 def test_sweep_in_worker_processes_shares_sft_per_seed(tmp_path):
     """workers=2: each seed's variants start from that seed's shared SFT (they are submitted
     when it is done), and the rows come back in sweep order."""
-    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
-                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+    _small_sweep_base(tmp_path)
     (tmp_path / "sweep.yaml").write_text(
         "recipe: base.yaml\nname: par\nseeds: [0, 1]\n"
         "variants:\n  grpo: [rl.advantage=grpo]\n  rloo: [rl.advantage=rloo]\n")
@@ -160,8 +165,7 @@ def test_sweep_in_worker_processes_shares_sft_per_seed(tmp_path):
 def test_an_evaluation_only_variant_evaluates_the_trained_policy_without_training(tmp_path):
     """Two variants that differ only in eval.* share the trained run: the second copies
     its policy and checkpoints and only evaluates (under its own eval settings)."""
-    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
-                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+    _small_sweep_base(tmp_path)
     (tmp_path / "sweep.yaml").write_text(
         "recipe: base.yaml\nname: ev\nseeds: [0]\n"
         "variants:\n  plain: [rl.lr=1e-3]\n  sampled: [rl.lr=1e-3, eval.sampled=true]\n")
@@ -178,8 +182,7 @@ def test_variants_that_train_sft_alike_share_it_group_by_group(tmp_path):
     """Two reward-like variants of one model size share an SFT; a variant with its own
     model trains its own (no base for a group of one)."""
     from questline.experiments.sweep import sweep_plan
-    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
-                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+    _small_sweep_base(tmp_path)
     (tmp_path / "sweep.yaml").write_text(
         "recipe: base.yaml\nname: gr\nseeds: [0]\nvariants:\n"
         "  a: [model.vocab_size=420, rl.lr=1e-3]\n  b: [model.vocab_size=420, rl.lr=2e-3]\n"
@@ -197,8 +200,7 @@ def test_variants_that_train_sft_alike_share_it_group_by_group(tmp_path):
 def test_share_sft_true_shares_it_across_task_changes_and_reevaluates_it(tmp_path):
     """share_sft: true: variants that change data.* start from the seed's one SFT policy, and
     evaluate it again on their own tasks; a variant that changes SFT itself is refused."""
-    (tmp_path / "base.yaml").write_text(json.dumps({**TINY, "budget": {"episodes": 16, "sft_fraction": 0.5},
-                                                     "sft": {"epochs": 1, "batch_size": 4}}))
+    _small_sweep_base(tmp_path)
     (tmp_path / "sweep.yaml").write_text(
         "recipe: base.yaml\nname: sh\nseeds: [0]\nshare_sft: true\n"
         "variants:\n  few: [data.train_size=8]\n  many: [data.train_size=24]\n")
